@@ -1,0 +1,50 @@
+# Two commands matter: `make run` and `make test`. Everything else is what they build on.
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+BIN := $(VENV)/bin
+# `sam build` for the python3.12 runtime needs a python3.12 on PATH (pyenv has one here).
+PY312_DIR := $(or $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin 2>/dev/null | tail -n 1),$(shell dirname "$$(command -v python3.12)" 2>/dev/null))
+
+.PHONY: setup run test unit component integration contract sam-checks bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup ## the local cloud with the Shopify and Amazon simulators and a demo scenario
+	$(BIN)/oms local up --scenario demo --duration 75
+
+test: setup sam-checks ## every test, plus the SAM/cfn-lint contract checks
+	$(BIN)/pytest -q
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+component: setup
+	$(BIN)/pytest -q tests/component
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+# aws-sam-cli and cfn-lint pin their own boto3/click: they live in their own virtual environment.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli cfn-lint
+	touch $@
+
+sam-checks: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/cfn-lint infra/template.yaml
+	cd infra && PATH="$(PY312_DIR):$$PATH" SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam validate --lint
+	cd infra && PATH="$(PY312_DIR):$$PATH" SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam build --cached
+
+bench: setup
+	$(BIN)/oms bench ingest --orders 20000
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) infra/.aws-sam

@@ -1,0 +1,51 @@
+"""Scheduled poller (one function per channel, EventBridge Scheduler input `{"channel": ...}`).
+
+Polls every registered shop of the channel once: the window since its cursor, every page,
+exactly-once storage; a failed window goes to the retry queue.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
+
+from oms.normalizers import SUPPORTED
+from oms.observability import logger, metrics
+from oms.services.dependencies import poll_ports, poll_settings
+from oms.services.ingest import poll_shop
+from oms.settings import get_settings
+
+# Stop starting new work this long before the Lambda timeout.
+SAFETY_MARGIN_SECONDS = 5
+
+
+class ScheduledPollEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    channel: str
+
+    def model_post_init(self, __context) -> None:
+        if self.channel not in SUPPORTED:
+            raise ValueError(f"channel {self.channel!r} has no poller; supported: {', '.join(SUPPORTED)}")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    request = ScheduledPollEvent.model_validate(event)
+    settings = get_settings()
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+    ports = poll_ports(settings, request.channel, deadline=deadline)
+    metrics.add_dimension(name="channel", value=request.channel)
+    outcomes = []
+    for shop in ports.cursors.list_shops(request.channel):
+        outcome = poll_shop(request.channel, shop.shop_id, ports, poll_settings(settings))
+        logger.info("shop polled", extra=outcome.as_dict())
+        counts = outcome.counts.outcomes if outcome.counts else {}
+        metrics.add_metric(name="OrdersCreated", unit="Count", value=counts.get("created", 0))
+        metrics.add_metric(name="OrdersQuarantined", unit="Count", value=counts.get("quarantined", 0))
+        metrics.add_metric(name="PollWindowsFailed", unit="Count", value=int(outcome.state == "failed"))
+        outcomes.append(outcome.as_dict())
+    return {"channel": request.channel, "shops": outcomes}

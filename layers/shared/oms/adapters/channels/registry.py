@@ -1,0 +1,42 @@
+"""Which client speaks which channel: the one place a new channel's adapter is registered."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+import requests
+
+from oms.adapters.channels.http import ChannelHttp
+from oms.adapters.secrets import shop_credentials
+from oms.ports import ChannelClient
+
+_CLIENTS = {
+    "shopify": ("oms.adapters.channels.shopify", "ShopifyClient"),
+    "amazon": ("oms.adapters.channels.amazon", "AmazonClient"),
+}
+
+# Keep-alive across polls of a warm container; one session per thread, as requests advises.
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
+def supported_channels() -> tuple[str, ...]:
+    return tuple(_CLIENTS)
+
+
+def build_client(
+    channel: str, shop_id: str, *, secrets_prefix: str, timeout_seconds: float, deadline: float | None
+) -> ChannelClient:
+    if channel not in _CLIENTS:
+        raise ValueError(f"unsupported channel {channel!r}; supported: {', '.join(_CLIENTS)}")
+    module_name, class_name = _CLIENTS[channel]
+    client_class = getattr(importlib.import_module(module_name), class_name)
+    credentials = shop_credentials(secrets_prefix, channel, shop_id)
+    http = ChannelHttp(session=_session(), timeout_seconds=timeout_seconds, deadline=deadline)
+    return client_class(shop_id, credentials, http)

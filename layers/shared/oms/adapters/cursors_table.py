@@ -1,0 +1,186 @@
+"""The ShopCursors table: the registry of shops per channel and each shop's poll cursor.
+
+One item per (channel, shop_id). A shop is registered by adding its item (`oms shops add`); the
+poller queries its channel's partition, so adding a shop needs no deploy. A short lease keeps two
+polls of one shop from running at once (they would only burn the shop's rate limit: dedup already
+keeps the data right). All moves of the cursor are conditional and only ever forward.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+
+from oms.adapters import aws
+from oms.adapters.dynamo_codec import from_item
+from oms.domain.order import format_utc
+from oms.domain.polling import PollWindow
+from oms.ports import ShopCursor
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_ms(value) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class CursorsTable:
+    def __init__(self, table_name: str):
+        self._table = table_name
+        self._dynamodb = aws.client("dynamodb")
+
+    def register_shop(self, channel: str, shop_id: str) -> bool:
+        """Add a shop to its channel's poll list; False if it was already registered."""
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item={
+                    "channel": {"S": channel},
+                    "shop_id": {"S": shop_id},
+                    "registered_at": {"S": format_utc(datetime.now(timezone.utc))},
+                },
+                ConditionExpression="attribute_not_exists(shop_id)",
+            )
+            return True
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+
+    def list_shops(self, channel: str) -> list[ShopCursor]:
+        shops: list[ShopCursor] = []
+        kwargs = {
+            "TableName": self._table,
+            "KeyConditionExpression": "channel = :channel",
+            "ExpressionAttributeValues": {":channel": {"S": channel}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._dynamodb.query(**kwargs)
+            shops.extend(self._cursor(from_item(item)) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return shops
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get(self, channel: str, shop_id: str) -> ShopCursor | None:
+        response = self._dynamodb.get_item(
+            TableName=self._table,
+            Key=self._key(channel, shop_id),
+            ConsistentRead=True,
+        )
+        return self._cursor(from_item(response["Item"])) if "Item" in response else None
+
+    def acquire_lease(self, channel: str, shop_id: str, owner: str, until: datetime) -> ShopCursor | None:
+        """Take the shop's poll lease; None when another poll holds an unexpired lease."""
+        now_ms = _ms(datetime.now(timezone.utc))
+        try:
+            response = self._dynamodb.update_item(
+                TableName=self._table,
+                Key=self._key(channel, shop_id),
+                UpdateExpression="SET lease_owner = :owner, lease_until_ms = :until",
+                ConditionExpression=(
+                    "attribute_exists(shop_id) AND "
+                    "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":until": {"N": str(_ms(until))},
+                    ":now": {"N": str(now_ms)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return None
+            raise
+        return self._cursor(from_item(response["Attributes"]))
+
+    def release_lease(
+        self,
+        channel: str,
+        shop_id: str,
+        owner: str,
+        *,
+        updated_through: datetime | None = None,
+        retry_enqueued_through: datetime | None = None,
+    ) -> bool:
+        """Give the lease back, moving the cursor (forward only) when a window completed.
+
+        Returns False when the lease had already passed to someone else.
+        """
+        sets, values = [], {":owner": {"S": owner}}
+        condition = "lease_owner = :owner"
+        if updated_through is not None:
+            sets += ["updated_through = :through", "updated_through_ms = :through_ms"]
+            values[":through"] = {"S": format_utc(updated_through)}
+            values[":through_ms"] = {"N": str(_ms(updated_through))}
+            condition += " AND (attribute_not_exists(updated_through_ms) OR updated_through_ms < :through_ms)"
+        if retry_enqueued_through is not None:
+            sets.append("retry_enqueued_through_ms = :enqueued_ms")
+            values[":enqueued_ms"] = {"N": str(_ms(retry_enqueued_through))}
+        expression = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE lease_owner, lease_until_ms"
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=self._key(channel, shop_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+        if updated_through is None:
+            return False
+        # The cursor was already at or past this window (a retry got there first): just release.
+        return self.release_lease(
+            channel, shop_id, owner, retry_enqueued_through=retry_enqueued_through
+        )
+
+    def advance_past(self, channel: str, shop_id: str, window: PollWindow) -> bool:
+        """After a retried window succeeded (or was dead-lettered): move a cursor that sits inside it to its end.
+
+        A cursor before the window's start stays put: the gap before it is not resolved yet.
+        """
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=self._key(channel, shop_id),
+                UpdateExpression="SET updated_through = :through, updated_through_ms = :end",
+                ConditionExpression=(
+                    "attribute_exists(shop_id) AND (attribute_not_exists(updated_through_ms) OR "
+                    "updated_through_ms BETWEEN :start AND :before_end)"
+                ),
+                ExpressionAttributeValues={
+                    ":through": {"S": format_utc(window.end)},
+                    ":end": {"N": str(_ms(window.end))},
+                    ":before_end": {"N": str(_ms(window.end) - 1)},
+                    ":start": {"N": str(_ms(window.start))},
+                },
+            )
+            return True
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+
+    @staticmethod
+    def _key(channel: str, shop_id: str) -> dict:
+        return {"channel": {"S": channel}, "shop_id": {"S": shop_id}}
+
+    @staticmethod
+    def _cursor(item: dict) -> ShopCursor:
+        return ShopCursor(
+            channel=item["channel"],
+            shop_id=item["shop_id"],
+            updated_through=_from_ms(item.get("updated_through_ms")),
+            retry_enqueued_through=_from_ms(item.get("retry_enqueued_through_ms")),
+        )

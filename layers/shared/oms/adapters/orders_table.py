@@ -1,0 +1,148 @@
+"""The Orders table: exactly-once storage of canonical orders (SPEC C2).
+
+- First sight of an order: PutItem with `attribute_not_exists(order_key)`; a redelivered or
+  overlapping copy fails the condition and is counted as a duplicate, never stored twice.
+- A later version (paid -> cancelled, refund started): UpdateItem of the channel-owned fields only,
+  with the condition `updated_at_ms < :new`, so an older version can never overwrite a newer one,
+  and fields written downstream (allocation, risk) survive. The change flows on through the stream.
+- The raw platform payload is kept for audit and re-normalisation: zlib-compressed on the item, or
+  in S3 when even compressed it would crowd DynamoDB's 400 KB item limit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+
+from botocore.exceptions import ClientError
+
+from oms.adapters import aws
+from oms.adapters.dynamo_codec import from_item, to_item, to_value
+from oms.domain.order import CanonicalOrder, parse_utc
+from oms.ports import SaveResult
+
+RAW_INLINE_LIMIT_BYTES = 64 * 1024
+
+# Fields the channel owns; everything else on the item belongs to later stages.
+_CHANNEL_FIELDS = (
+    "status",
+    "channel_status",
+    "buyer_id",
+    "currency",
+    "total",
+    "lines",
+    "ship_to",
+    "created_at",
+    "paid_at",
+    "updated_at",
+)
+
+
+def updated_at_ms(order: CanonicalOrder) -> int:
+    """Comparable version stamp: ISO strings with and without fractions do not sort as text."""
+    if order.updated_at is None:
+        return 0
+    return int(parse_utc(order.updated_at).timestamp() * 1000)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class OrdersTable:
+    def __init__(self, table_name: str, bucket_name: str):
+        self._table = table_name
+        self._bucket = bucket_name
+        self._dynamodb = aws.client("dynamodb")
+
+    def save(self, order: CanonicalOrder, raw: dict) -> SaveResult:
+        stamp = updated_at_ms(order)
+        raw_fields = self._raw_fields(order, raw, stamp)
+        now = _now_ms()
+        item = {
+            **order.contract_dict(),
+            **raw_fields,
+            "updated_at_ms": stamp,
+            "version": 1,
+            "stored_at_ms": now,
+            "last_written_at_ms": now,
+        }
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(order_key)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return SaveResult.CREATED
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            stored = from_item(error.response.get("Item") or {})
+        stored_stamp = int(stored.get("updated_at_ms", 0))
+        if stamp == stored_stamp:
+            return SaveResult.DUPLICATE
+        if stamp < stored_stamp:
+            return SaveResult.STALE
+        return self._update(order, raw_fields, stamp)
+
+    def _update(self, order: CanonicalOrder, raw_fields: dict, stamp: int) -> SaveResult:
+        contract = order.contract_dict()
+        values = {name: contract[name] for name in _CHANNEL_FIELDS}
+        values.update(raw_fields)
+        values["updated_at_ms"] = stamp
+        values["last_written_at_ms"] = _now_ms()
+        set_parts, remove_parts, names, attr_values = [], [], {}, {":one": to_value(1)}
+        for index, (name, value) in enumerate(values.items()):
+            names[f"#f{index}"] = name
+            if value is None:
+                remove_parts.append(f"#f{index}")
+            else:
+                set_parts.append(f"#f{index} = :v{index}")
+                attr_values[f":v{index}"] = to_value(value)
+        if "raw_s3_key" in raw_fields:
+            remove_parts.append("raw_gz")
+        else:
+            remove_parts.append("raw_s3_key")
+        expression = "SET " + ", ".join(set_parts) + ", version = version + :one"
+        if remove_parts:
+            expression += " REMOVE " + ", ".join(remove_parts)
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"order_key": {"S": order.order_key}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(order_key) AND updated_at_ms < :stamp",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**attr_values, ":stamp": to_value(stamp)},
+            )
+            return SaveResult.UPDATED
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            # A concurrent writer stored this or a newer version between our two calls.
+            return SaveResult.STALE
+
+    def _raw_fields(self, order: CanonicalOrder, raw: dict, stamp: int) -> dict:
+        packed = zlib.compress(json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode())
+        if len(packed) <= RAW_INLINE_LIMIT_BYTES:
+            return {"raw_gz": packed}
+        key = f"raw/{order.channel}/{order.shop_id}/{order.channel_order_id}/{stamp}.json.gz"
+        aws.client("s3").put_object(Bucket=self._bucket, Key=key, Body=packed, ContentEncoding="deflate")
+        return {"raw_s3_key": key}
+
+    def get(self, order_key: str) -> dict | None:
+        response = self._dynamodb.get_item(
+            TableName=self._table, Key={"order_key": {"S": order_key}}, ConsistentRead=True
+        )
+        return from_item(response["Item"]) if "Item" in response else None
+
+    def raw_payload(self, stored: dict) -> dict:
+        """The platform payload stored with an order, from the item or from S3."""
+        if "raw_gz" in stored:
+            packed = bytes(stored["raw_gz"])
+        else:
+            body = aws.client("s3").get_object(Bucket=self._bucket, Key=stored["raw_s3_key"])["Body"]
+            packed = body.read()
+        return json.loads(zlib.decompress(packed))

@@ -1,0 +1,178 @@
+"""The canonical order: the one shape every channel's order becomes (SPEC section 3).
+
+Pure domain: stdlib + pydantic only. Field names are the public contract printed by
+`oms normalize` and stored in the Orders table; do not rename them.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+CHANNELS = ("taobao", "jd", "pdd", "douyin", "kuaishou", "amazon", "aliexpress", "shopify")
+
+
+class MalformedOrderError(ValueError):
+    """A channel payload that cannot become a canonical order; carries the reason for quarantine."""
+
+    def __init__(self, reason: str, channel_order_id: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.channel_order_id = channel_order_id
+
+
+class OrderStatus(str, enum.Enum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+
+
+def format_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`; seconds precision unless the platform gave sub-seconds."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every platform time must carry its zone before formatting")
+    moment = moment.astimezone(timezone.utc)
+    pattern = "%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return moment.strftime(pattern)
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO 8601 string that carries a zone (or `Z`) into an aware UTC datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"time without a zone: {text!r}")
+    return moment.astimezone(timezone.utc)
+
+
+def decimal_text(value: Decimal) -> str:
+    """Money as a plain decimal string (never exponent notation, never float)."""
+    return format(value, "f")
+
+
+def _utc_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return format_utc(parse_utc(value))
+
+
+Money = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str)]
+UtcTime = Annotated[str | None, Field(default=None)]
+
+
+def order_key(channel: str, shop_id: str, channel_order_id: str) -> str:
+    """The dedup key: one stored order per (channel, shop, platform order id)."""
+    return f"{channel}#{shop_id}#{channel_order_id}"
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line_id: str
+    sku: str | None
+    seller_sku: str | None
+    quantity: int = Field(ge=0)
+    unit_price: Money
+
+
+class ShipTo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    province: str | None = None
+    city: str | None = None
+    district: str | None = None
+    address: str | None = None
+    postal_code: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    encrypted: bool = False
+
+
+class CanonicalOrder(BaseModel):
+    """One order of one channel, as the rest of the system sees it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_key: str
+    channel: str
+    shop_id: str = Field(min_length=1)
+    channel_order_id: str = Field(min_length=1)
+    status: OrderStatus
+    channel_status: str
+    buyer_id: str | None
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    total: Money
+    lines: list[OrderLine]
+    ship_to: ShipTo
+    created_at: UtcTime
+    paid_at: UtcTime
+    updated_at: UtcTime
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(f"unknown channel {value!r}")
+        return value
+
+    @field_validator("created_at", "paid_at", "updated_at")
+    @classmethod
+    def _utc(cls, value: str | None) -> str | None:
+        return _utc_text(value)
+
+    @field_validator("order_key")
+    @classmethod
+    def _key_shape(cls, value: str) -> str:
+        if value.count("#") < 2:
+            raise ValueError("order_key must be channel#shop_id#channel_order_id")
+        return value
+
+    def model_post_init(self, __context: object) -> None:
+        expected = order_key(self.channel, self.shop_id, self.channel_order_id)
+        if self.order_key != expected:
+            raise ValueError(f"order_key {self.order_key!r} does not match {expected!r}")
+
+    def contract_dict(self) -> dict:
+        """The JSON-ready contract form (money as strings, status as its value)."""
+        return self.model_dump(mode="json")
+
+    def is_newer_than(self, stored_updated_at: str | None) -> bool:
+        """True when this version was updated after the stored one (no updated_at = oldest)."""
+        if self.updated_at is None:
+            return False
+        if stored_updated_at is None:
+            return True
+        return parse_utc(self.updated_at) > parse_utc(stored_updated_at)
+
+
+def build_order(
+    *,
+    channel: str,
+    shop_id: str,
+    channel_order_id: str,
+    **fields: object,
+) -> CanonicalOrder:
+    """Build a canonical order, deriving its key; pydantic errors become MalformedOrderError."""
+    from pydantic import ValidationError
+
+    try:
+        return CanonicalOrder(
+            order_key=order_key(channel, shop_id, channel_order_id),
+            channel=channel,
+            shop_id=shop_id,
+            channel_order_id=channel_order_id,
+            **fields,
+        )
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'order'}: {e['msg']}" for e in error.errors()
+        )
+        raise MalformedOrderError(problems, channel_order_id) from error

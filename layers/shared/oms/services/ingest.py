@@ -1,0 +1,207 @@
+"""Ingestion use-cases: poll a shop's next window, retry a failed window (SPEC C1-C3).
+
+- `ingest_window` reads every page of one window, normalizes each order and stores it exactly
+  once; a malformed order is quarantined with its reason and the rest of the page proceeds.
+- `poll_shop` is what the scheduled poller does per shop: lease, plan the window from the cursor,
+  ingest, and move the cursor only when every page succeeded. A failed window is handed to the
+  retry queue (only the part not handed over before) and the cursor stays where it was, so the next
+  scheduled poll reads it again too.
+- `retry_window` is what the retry consumer does: ingest the window again; on success (or when the
+  schedule is exhausted and the window is dead-lettered with its reasons) a cursor that waits inside
+  that window moves past it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import ModuleType
+
+from oms.domain.order import MalformedOrderError
+from oms.domain.polling import PollWindow, RetrySchedule, plan_poll_window
+from oms.ports import (
+    ChannelClient,
+    Clock,
+    CursorRepository,
+    OrderRepository,
+    QuarantineRepository,
+    RetryQueue,
+)
+from oms.services.messages import FailedWindowMessage, WindowFailure
+
+QUARANTINED = "quarantined"
+
+# Writes of one page fan out: each is an independent conditional put, and the table scales.
+_writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="order-writer")
+
+
+@dataclass
+class WindowCounts:
+    pages: int = 0
+    fetched: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {"pages": self.pages, "fetched": self.fetched, **self.outcomes}
+
+
+@dataclass(frozen=True)
+class IngestPorts:
+    orders: OrderRepository
+    quarantine: QuarantineRepository
+    normalizer: ModuleType
+
+
+def ingest_window(client: ChannelClient, shop_id: str, window: PollWindow, ports: IngestPorts) -> WindowCounts:
+    counts = WindowCounts()
+
+    def store(raw: dict) -> str:
+        try:
+            order = ports.normalizer.normalize(raw, shop_id)
+        except MalformedOrderError as error:
+            ports.quarantine.quarantine(
+                channel=client.channel,
+                shop_id=shop_id,
+                channel_order_id=ports.normalizer.order_id_of(raw),
+                reason=error.reason,
+                raw=raw,
+            )
+            return QUARANTINED
+        return ports.orders.save(order, raw).value
+
+    for page in client.fetch_window(window):
+        counts.pages += 1
+        counts.fetched += len(page)
+        counts.outcomes.update(_writers.map(store, page))
+    return counts
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    overlap: timedelta
+    initial_lookback: timedelta
+    lease: timedelta
+    retry_schedule: RetrySchedule
+
+
+@dataclass(frozen=True)
+class PollPorts:
+    ingest: IngestPorts
+    cursors: CursorRepository
+    retry_queue: RetryQueue
+    clock: Clock
+    client_for: Callable[[str, str], ChannelClient]
+
+
+@dataclass
+class ShopPollOutcome:
+    channel: str
+    shop_id: str
+    state: str  # polled | idle | busy | failed
+    window: PollWindow | None = None
+    counts: WindowCounts | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "channel": self.channel,
+            "shop_id": self.shop_id,
+            "state": self.state,
+            "window": None
+            if self.window is None
+            else {"start": self.window.start.isoformat(), "end": self.window.end.isoformat()},
+            "counts": None if self.counts is None else self.counts.as_dict(),
+            "reason": self.reason,
+        }
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+def poll_shop(channel: str, shop_id: str, ports: PollPorts, settings: PollSettings) -> ShopPollOutcome:
+    owner = uuid.uuid4().hex
+    now = ports.clock.now()
+    cursor = ports.cursors.acquire_lease(channel, shop_id, owner, until=now + settings.lease)
+    if cursor is None:
+        return ShopPollOutcome(channel, shop_id, "busy", reason="another poll holds this shop's lease")
+    window: PollWindow | None = None
+    try:
+        client = ports.client_for(channel, shop_id)
+        window = plan_poll_window(
+            cursor=cursor.updated_through,
+            now=now,
+            rules=client.rules,
+            overlap=settings.overlap,
+            initial_lookback=settings.initial_lookback,
+        )
+        if window is None:
+            ports.cursors.release_lease(channel, shop_id, owner)
+            return ShopPollOutcome(channel, shop_id, "idle")
+        counts = ingest_window(client, shop_id, window, ports.ingest)
+    except Exception as error:  # noqa: BLE001 - every failure of a window is retried, then dead-lettered
+        reason = _describe(error)
+        handed_over = _hand_over_failed_window(channel, shop_id, window, cursor.retry_enqueued_through, reason, ports, settings)
+        ports.cursors.release_lease(channel, shop_id, owner, retry_enqueued_through=handed_over)
+        return ShopPollOutcome(channel, shop_id, "failed", window=window, reason=reason)
+    ports.cursors.release_lease(channel, shop_id, owner, updated_through=window.end)
+    return ShopPollOutcome(channel, shop_id, "polled", window=window, counts=counts)
+
+
+def _hand_over_failed_window(
+    channel: str,
+    shop_id: str,
+    window: PollWindow | None,
+    already_enqueued_through: datetime | None,
+    reason: str,
+    ports: PollPorts,
+    settings: PollSettings,
+) -> datetime | None:
+    """Queue the part of a failed window that no earlier failure queued; returns the new high mark."""
+    if window is None:  # failed before a window existed (e.g. credentials): the next poll tries again
+        return None
+    start = window.start
+    if already_enqueued_through is not None and already_enqueued_through > start:
+        start = already_enqueued_through
+    if start >= window.end:
+        return None
+    message = FailedWindowMessage(
+        channel=channel,
+        shop_id=shop_id,
+        window_start=start,
+        window_end=window.end,
+        failed_attempts=1,
+        failures=[WindowFailure(at=ports.clock.now(), reason=reason)],
+    )
+    ports.retry_queue.schedule(message, settings.retry_schedule.delay_after(1))
+    return window.end
+
+
+@dataclass
+class RetryOutcome:
+    state: str  # recovered | rescheduled | dead_lettered
+    message: FailedWindowMessage
+    counts: WindowCounts | None = None
+    delay_seconds: int | None = None
+
+
+def retry_window(message: FailedWindowMessage, ports: PollPorts, settings: PollSettings) -> RetryOutcome:
+    try:
+        client = ports.client_for(message.channel, message.shop_id)
+        counts = ingest_window(client, message.shop_id, message.window, ports.ingest)
+    except Exception as error:  # noqa: BLE001 - the failure is recorded on the message
+        failed = message.after_failure(ports.clock.now(), _describe(error))
+        delay = settings.retry_schedule.delay_after(failed.failed_attempts)
+        if delay is None:
+            ports.retry_queue.dead_letter(failed)
+            # The window now waits in the DLQ with its reasons; the poller must not stall behind it.
+            ports.cursors.advance_past(message.channel, message.shop_id, message.window)
+            return RetryOutcome("dead_lettered", failed)
+        ports.retry_queue.schedule(failed, delay)
+        return RetryOutcome("rescheduled", failed, delay_seconds=delay)
+    ports.cursors.advance_past(message.channel, message.shop_id, message.window)
+    return RetryOutcome("recovered", message, counts=counts)

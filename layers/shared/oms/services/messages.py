@@ -1,0 +1,52 @@
+"""Wire models of the messages the services exchange through SQS."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from oms.domain.polling import PollWindow
+
+
+class WindowFailure(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    reason: str
+
+
+class FailedWindowMessage(BaseModel):
+    """A poll window that failed: body of a RetryQueue (and, at the end, RetryDeadLetterQueue) message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: str = Field(min_length=1)
+    shop_id: str = Field(min_length=1)
+    window_start: datetime
+    window_end: datetime
+    failed_attempts: int = Field(ge=1)
+    failures: list[WindowFailure] = Field(min_length=1)
+
+    @field_validator("window_start", "window_end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("window bounds must carry a time zone")
+        return value
+
+    @property
+    def window(self) -> PollWindow:
+        return PollWindow(start=self.window_start, end=self.window_end)
+
+    @property
+    def last_reason(self) -> str:
+        return self.failures[-1].reason
+
+    def after_failure(self, at: datetime, reason: str) -> "FailedWindowMessage":
+        return self.model_copy(
+            update={
+                "failed_attempts": self.failed_attempts + 1,
+                "failures": [*self.failures, WindowFailure(at=at, reason=reason)],
+            }
+        )
