@@ -51,7 +51,7 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-_backoff = wait_exponential_jitter(initial=0.5, max=8)
+_backoff = wait_exponential_jitter(multiplier=0.5, max=8, jitter=0.5)
 
 
 def _wait(state: RetryCallState) -> float:

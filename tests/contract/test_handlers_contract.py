@@ -1,0 +1,77 @@
+"""Every function in the template has an importable handler, and every sample event parses with its model."""
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
+
+from tests.contract.test_settings_contract import ROOT, template
+
+FUNCTIONS = {
+    logical_id: resource["Properties"]
+    for logical_id, resource in template()["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_the_handler_named_in_the_template_is_importable_and_callable(logical_id):
+    # GIVEN the function's Handler "<module path>.<function>" under its CodeUri
+    properties = FUNCTIONS[logical_id]
+    assert properties["CodeUri"] == "../functions/"
+    module_name, _, function_name = properties["Handler"].rpartition(".")
+    # WHEN it is imported the way the Lambda runtime does
+    module = importlib.import_module(module_name)
+    # THEN the entry point exists
+    assert callable(getattr(module, function_name))
+
+
+def _events(function_dir: str) -> list[Path]:
+    paths = sorted((ROOT / "events" / function_dir).glob("*.json"))
+    assert paths, f"events/{function_dir}/ needs at least one sample event"
+    return paths
+
+
+def test_every_function_directory_has_sample_events():
+    for properties in FUNCTIONS.values():
+        _events(properties["Handler"].split(".")[0])
+
+
+@pytest.mark.parametrize("path", _events("poller"), ids=lambda p: p.name)
+def test_poller_events_parse_with_the_poller_model(path):
+    from poller.handler import ScheduledPollEvent
+
+    ScheduledPollEvent.model_validate(json.loads(path.read_text()))
+
+
+def test_each_channel_poller_schedule_input_parses_with_the_poller_model():
+    from poller.handler import ScheduledPollEvent
+
+    inputs = [
+        event["Properties"]["Input"]
+        for properties in FUNCTIONS.values()
+        if properties["Handler"] == "poller.handler.lambda_handler"
+        for event in properties["Events"].values()
+    ]
+    assert {ScheduledPollEvent.model_validate_json(text).channel for text in inputs} == {"shopify", "amazon"}
+
+
+@pytest.mark.parametrize("path", _events("window_retry"), ids=lambda p: p.name)
+def test_window_retry_events_parse_as_sqs_events_with_failed_window_bodies(path):
+    from oms.services.messages import FailedWindowMessage
+
+    event = SQSEvent(json.loads(path.read_text()))
+    records = list(event.records)
+    assert records
+    for record in records:
+        FailedWindowMessage.model_validate_json(record.body)
+
+
+def test_env_local_json_names_only_declared_variables_and_functions():
+    env = json.loads((ROOT / "events" / "env.local.json").read_text())
+    declared = set(template()["Globals"]["Function"]["Environment"]["Variables"])
+    for section, variables in env.items():
+        assert section == "Parameters" or section in FUNCTIONS, section
+        assert set(variables) <= declared, f"{section}: {sorted(set(variables) - declared)}"
