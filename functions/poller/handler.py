@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from oms.normalizers import SUPPORTED
 from oms.observability import logger, metrics
@@ -26,9 +26,12 @@ class ScheduledPollEvent(BaseModel):
 
     channel: str
 
-    def model_post_init(self, __context) -> None:
-        if self.channel not in SUPPORTED:
-            raise ValueError(f"channel {self.channel!r} has no poller; supported: {', '.join(SUPPORTED)}")
+    @field_validator("channel")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value not in SUPPORTED:
+            raise ValueError(f"channel {value!r} has no poller; supported: {', '.join(SUPPORTED)}")
+        return value
 
 
 @logger.inject_lambda_context(clear_state=True)

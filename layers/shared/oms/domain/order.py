@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 CHANNELS = ("taobao", "jd", "pdd", "douyin", "kuaishou", "amazon", "aliexpress", "shopify")
 
@@ -39,9 +39,11 @@ def format_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with a `Z`; seconds precision unless the platform gave sub-seconds."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: every platform time must carry its zone before formatting")
-    moment = moment.astimezone(timezone.utc)
-    pattern = "%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return moment.strftime(pattern)
+    moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    if not moment.microsecond:
+        return moment.isoformat(timespec="seconds") + "Z"
+    precision = "milliseconds" if moment.microsecond % 1000 == 0 else "microseconds"
+    return moment.isoformat(timespec=precision) + "Z"
 
 
 def parse_utc(text: str) -> datetime:
@@ -103,7 +105,7 @@ class CanonicalOrder(BaseModel):
 
     order_key: str
     channel: str
-    shop_id: str = Field(min_length=1)
+    shop_id: str = Field(min_length=1, pattern=r"^[^#]+$")
     channel_order_id: str = Field(min_length=1)
     status: OrderStatus
     channel_status: str
@@ -135,10 +137,12 @@ class CanonicalOrder(BaseModel):
             raise ValueError("order_key must be channel#shop_id#channel_order_id")
         return value
 
-    def model_post_init(self, __context: object) -> None:
+    @model_validator(mode="after")
+    def _key_matches_parts(self) -> "CanonicalOrder":
         expected = order_key(self.channel, self.shop_id, self.channel_order_id)
         if self.order_key != expected:
             raise ValueError(f"order_key {self.order_key!r} does not match {expected!r}")
+        return self
 
     def contract_dict(self) -> dict:
         """The JSON-ready contract form (money as strings, status as its value)."""
