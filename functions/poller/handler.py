@@ -12,6 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from oms.normalizers import SUPPORTED
+from aws_lambda_powertools.metrics import MetricUnit
+
 from oms.observability import logger, metrics
 from oms.services.dependencies import poll_ports, poll_settings
 from oms.services.ingest import poll_shop
@@ -35,20 +37,31 @@ class ScheduledPollEvent(BaseModel):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = ScheduledPollEvent.model_validate(event)
     settings = get_settings()
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
     ports = poll_ports(settings, request.channel, deadline=deadline)
-    metrics.add_dimension(name="channel", value=request.channel)
     outcomes = []
     for shop in ports.cursors.list_shops(request.channel):
         outcome = poll_shop(request.channel, shop.shop_id, ports, poll_settings(settings))
         logger.info("shop polled", extra=outcome.as_dict())
-        counts = outcome.counts.outcomes if outcome.counts else {}
-        metrics.add_metric(name="OrdersCreated", unit="Count", value=counts.get("created", 0))
-        metrics.add_metric(name="OrdersQuarantined", unit="Count", value=counts.get("quarantined", 0))
-        metrics.add_metric(name="PollWindowsFailed", unit="Count", value=int(outcome.state == "failed"))
+        _emit_metrics(outcome)
         outcomes.append(outcome.as_dict())
     return {"channel": request.channel, "shops": outcomes}
+
+
+def _emit_metrics(outcome) -> None:
+    counts = outcome.counts.outcomes if outcome.counts else {}
+    values = {
+        "OrdersCreated": counts.get("created", 0),
+        "OrdersUpdated": counts.get("updated", 0),
+        "DuplicatesSuppressed": counts.get("duplicate", 0) + counts.get("stale", 0),
+        "OrdersQuarantined": counts.get("quarantined", 0),
+        "PollWindowsFailed": int(outcome.state == "failed"),
+    }
+    # One EMF document per shop poll, dimensioned by channel.
+    metrics.add_dimension(name="channel", value=outcome.channel)
+    for name, value in values.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.flush_metrics()

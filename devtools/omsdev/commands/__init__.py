@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMAND_MODULES = ("normalize",)
+COMMAND_MODULES = ("normalize", "local")
 
 
 def register_all(subparsers) -> None:

@@ -55,7 +55,7 @@ class AmazonSimulator(Simulator):
     ):
         super().__init__(faults)
         self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
-        self.book = book or OrderBook()
+        self.book = book if book is not None else OrderBook()
         self.token_ttl_seconds = token_ttl_seconds
         self.limits = {
             "getOrders": TokenBucketLimit(GET_ORDERS[0] * rate_multiplier, GET_ORDERS[1]),

@@ -55,7 +55,7 @@ class ShopifySimulator(Simulator):
     ):
         super().__init__(faults)
         self.access_token = access_token
-        self.book = book or OrderBook()
+        self.book = book if book is not None else OrderBook()
         self.api_version = api_version
         self.bucket = TokenBucketLimit(LEAK_PER_SECOND * rate_multiplier, BUCKET_SIZE)
 

@@ -1,0 +1,115 @@
+"""`oms local up`: the local cloud with the channel simulators and a scenario, with live progress."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import timedelta
+
+from omsdev.demo import IngestTally, reconcile, start_amazon_shop, start_shopify_shop
+from omsdev.localcloud.cloud import DEFAULT_TEMPLATE, LocalCloud
+from omsdev.simulators.base import FaultPlan
+from omsdev.simulators.scenario import Scenario, ScenarioRunner
+
+SCENARIOS = {
+    # A quiet shop day, sped up so something happens every few seconds, with the usual mess:
+    # re-touched orders, late cancellations, a malformed order now and then, 10% API faults.
+    "demo": dict(scenario=Scenario(orders_per_day=3000 * 40, cancel_share=0.1, duplicate_share=0.1,
+                                   malformed_share=0.02, late_update_seconds=10, backdate=timedelta(minutes=3)),
+                 backlog=120, fault_rate=0.1),
+    "double11": dict(scenario=Scenario(orders_per_day=3000, peak_factor=50, backdate=timedelta(minutes=3)),
+                     backlog=500, fault_rate=0.0),
+    "quiet": dict(scenario=Scenario(orders_per_day=3000, backdate=timedelta(minutes=3)), backlog=20, fault_rate=0.0),
+}
+
+
+def register(subparsers) -> None:
+    local = subparsers.add_parser("local", help="the Docker-free local cloud")
+    commands = local.add_subparsers(dest="local_command", required=True)
+    up = commands.add_parser("up", help="start the endpoint, the template's resources, simulators and wiring")
+    up.add_argument("--scenario", choices=sorted(SCENARIOS), default="demo")
+    up.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C); 0 = provision only")
+    up.add_argument("--speed", type=float, default=4.0, help="schedule speed-up: rate(1 minute) fires every 60/speed s")
+    up.add_argument("--endpoint", default=None, help="use this AWS-compatible endpoint (e.g. LocalStack) instead of starting moto")
+    up.add_argument("--port", type=int, default=4566, help="port of the moto server it starts")
+    up.add_argument("--template", default=str(DEFAULT_TEMPLATE))
+    up.add_argument("--stack-name", default="oms-local")
+    up.set_defaults(run=run_up)
+
+
+def _queue_depth(cloud: LocalCloud, logical_id: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+    attributes = cloud.stack.client("sqs").get_queue_attributes(QueueUrl=cloud.stack.ref(logical_id), AttributeNames=names)
+    return sum(int(attributes["Attributes"].get(name, 0)) for name in names)
+
+
+def _progress(cloud: LocalCloud, tally: IngestTally, started: float) -> str:
+    parts = []
+    for channel, counts in sorted(tally.snapshot().items()):
+        parts.append(
+            f"{channel}: {counts['created']} stored, {counts['updated']} updated, "
+            f"{counts['duplicate'] + counts['stale']} duplicates suppressed, {counts['quarantined']} quarantined, "
+            f"{tally.failed_windows[channel]} windows failed"
+        )
+    queues = f"retry queue {_queue_depth(cloud, 'RetryQueue')}, DLQ {_queue_depth(cloud, 'RetryDeadLetterQueue')}"
+    return f"[{time.monotonic() - started:5.0f}s] " + (" | ".join(parts) or "waiting for the first poll") + f" | {queues}"
+
+
+def run_up(args) -> int:
+    preset = SCENARIOS[args.scenario]
+    cloud = LocalCloud(args.template, endpoint=args.endpoint, port=args.port, speed=args.speed,
+                       stack_name=args.stack_name, parameter_overrides={"LogLevel": "WARNING"},
+                       start_event_sources=False)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    cloud.start()
+    print(f"local cloud: endpoint {cloud.endpoint}, stack {args.stack_name}, template {args.template}")
+    if args.duration == 0:
+        cloud.stop()
+        print("resources provisioned; nothing else started (--duration 0)")
+        return 0
+    faults = lambda seed: FaultPlan(rate=preset["fault_rate"], kinds=("5xx", "429", "timeout"), timeout_seconds=2.0, seed=seed)
+    shops = [start_shopify_shop("demo-hk", faults=faults(1)), start_amazon_shop("demo-eu", faults=faults(2), rate_multiplier=20)]
+    for shop in shops:
+        print(f"simulator: {shop.channel} shop {shop.shop_id} at {shop.simulator.url}")
+    runner = ScenarioRunner([shop.generator for shop in shops], preset["scenario"])
+    runner.seed_backlog(preset["backlog"])
+    tally = IngestTally()
+    cloud.runtime.listeners.append(tally)
+    from omsdev.localcloud.event_sources import build_sources
+
+    cloud.sources = build_sources(cloud.runtime, cloud.stack, cloud.speed)
+    for source in cloud.sources:
+        source.start()
+    runner.start(duration=None if args.duration is None else max(args.duration - 20, 0))
+    started = time.monotonic()
+    print(f"scenario {args.scenario}: {preset['backlog']} backlog orders per shop, then live orders; Ctrl-C stops")
+    try:
+        while not stop.wait(5):
+            print(_progress(cloud, tally, started), flush=True)
+            if args.duration is not None and time.monotonic() - started >= args.duration:
+                break
+    finally:
+        runner.stop()
+        print("stopping: waiting for running invocations…", flush=True)
+        for source in cloud.sources:
+            source.stop()
+        for source in cloud.sources:
+            source.join(timeout=60)
+        print(_progress(cloud, tally, started))
+        results = reconcile(shops)
+        for channel, result in sorted(results.items()):
+            print(
+                f"{channel}: {result.stored_exactly_once}/{result.expected} generated orders stored exactly once "
+                f"at their latest version, {result.stored_items - result.stored_exactly_once - len(result.stale_or_missing) + result.missing} duplicates, "
+                f"{result.quarantined_expected} malformed generated (quarantined), "
+                f"{len(result.stale_or_missing)} not yet ingested (updated in the last poll interval or inside Amazon's 2-minute lag)"
+            )
+        for shop in shops:
+            shop.simulator.stop()
+        cloud.stop()
+        print("local cloud stopped cleanly")
+    return 0
+
