@@ -61,6 +61,7 @@ def _emit_metrics(outcome) -> None:
         "PollWindowsFailed": int(outcome.state == "failed"),
     }
     # One EMF document per shop poll, dimensioned by channel.
+    metrics.clear_metrics()
     metrics.add_dimension(name="channel", value=outcome.channel)
     for name, value in values.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -78,11 +78,7 @@ def run_up(args) -> int:
     runner.seed_backlog(preset["backlog"])
     tally = IngestTally()
     cloud.runtime.listeners.append(tally)
-    from omsdev.localcloud.event_sources import build_sources
-
-    cloud.sources = build_sources(cloud.runtime, cloud.stack, cloud.speed)
-    for source in cloud.sources:
-        source.start()
+    cloud.start_wiring()
     runner.start(duration=None if args.duration is None else max(args.duration - 20, 0))
     started = time.monotonic()
     print(f"scenario {args.scenario}: {preset['backlog']} backlog orders per shop, then live orders; Ctrl-C stops")
@@ -94,10 +90,7 @@ def run_up(args) -> int:
     finally:
         runner.stop()
         print("stopping: waiting for running invocations…", flush=True)
-        for source in cloud.sources:
-            source.stop()
-        for source in cloud.sources:
-            source.join(timeout=60)
+        cloud.stop_wiring()
         print(_progress(cloud, tally, started))
         results = reconcile(shops)
         for channel, result in sorted(results.items()):

@@ -126,19 +126,29 @@ class LocalCloud:
         cold_start_containers()
         self.runtime = LambdaRuntime(functions)
         if self.start_event_sources:
-            self.sources = build_sources(self.runtime, self.stack, self.speed)
-            for source in self.sources:
-                source.start()
+            self.start_wiring()
         return self
+
+    def start_wiring(self, only: set[str] | None = None) -> None:
+        """Start the template's event sources (optionally only for some functions)."""
+        sources = build_sources(self.runtime, self.stack, self.speed)
+        started = [source for source in sources if only is None or source.function_id in only]
+        for source in started:
+            source.start()
+        self.sources.extend(started)
+
+    def stop_wiring(self) -> None:
+        for source in self.sources:
+            source.stop()
+        for source in self.sources:
+            source.join(timeout=60)
+        self.sources = []
 
     def invoke(self, function_id: str, event: dict):
         return self.runtime.invoke(function_id, event)
 
     def stop(self) -> None:
-        for source in self.sources:
-            source.stop()
-        for source in self.sources:
-            source.join(timeout=30)
+        self.stop_wiring()
         if self.server:
             self.server.stop()
 

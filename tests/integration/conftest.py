@@ -1,0 +1,23 @@
+"""A fresh local cloud per test: moto server on a free loopback port, the real template, unique names."""
+
+import uuid
+
+import pytest
+
+from omsdev.localcloud.cloud import LocalCloud
+
+FAST_RETRIES = {
+    # The schedule's shape (three growing delays, then the DLQ) with seconds a test can wait for.
+    "RetryBackoffSeconds": "1,2,3",
+    "ChannelHttpTimeoutSeconds": "1",
+    "LogLevel": "WARNING",
+}
+
+
+@pytest.fixture
+def cloud():
+    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
+                       start_event_sources=False)
+    local.start()
+    yield local
+    local.stop()
