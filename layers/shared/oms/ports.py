@@ -44,6 +44,8 @@ class ChannelClient(Protocol):
 class OrderRepository(Protocol):
     def save(self, order: CanonicalOrder, raw: dict) -> SaveResult: ...
 
+    def stored_versions(self, order_keys: list[str]) -> dict[str, int]: ...
+
 
 class QuarantineRepository(Protocol):
     def quarantine(

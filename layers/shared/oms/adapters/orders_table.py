@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from oms.adapters import aws
 from oms.adapters.dynamo_codec import from_item, to_item, to_value
-from oms.domain.order import CanonicalOrder, parse_utc
+from oms.domain.order import CanonicalOrder, version_stamp
 from oms.ports import SaveResult
 
 RAW_INLINE_LIMIT_BYTES = 64 * 1024
@@ -39,13 +39,6 @@ _CHANNEL_FIELDS = (
 )
 
 
-def updated_at_ms(order: CanonicalOrder) -> int:
-    """Comparable version stamp: ISO strings with and without fractions do not sort as text."""
-    if order.updated_at is None:
-        return 0
-    return int(parse_utc(order.updated_at).timestamp() * 1000)
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -57,7 +50,7 @@ class OrdersTable:
         self._dynamodb = aws.client("dynamodb")
 
     def save(self, order: CanonicalOrder, raw: dict) -> SaveResult:
-        stamp = updated_at_ms(order)
+        stamp = version_stamp(order)
         raw_fields = self._raw_fields(order, raw, stamp)
         now = _now_ms()
         item = {
@@ -131,6 +124,28 @@ class OrdersTable:
         key = f"raw/{order.channel}/{order.shop_id}/{order.channel_order_id}/{stamp}.json.gz"
         aws.client("s3").put_object(Bucket=self._bucket, Key=key, Body=packed, ContentEncoding="deflate")
         return {"raw_s3_key": key}
+
+    def stored_versions(self, order_keys: list[str]) -> dict[str, int]:
+        """updated_at_ms of those keys already stored: one BatchGetItem per 100 keys.
+
+        Lets a poll skip the orders its overlap re-reads without a write each; the conditional
+        writes in `save` stay the guarantee, so a stale answer here costs a call, never correctness.
+        """
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(order_keys))
+        for start in range(0, len(unique), 100):
+            request = {
+                self._table: {
+                    "Keys": [{"order_key": {"S": key}} for key in unique[start : start + 100]],
+                    "ProjectionExpression": "order_key, updated_at_ms",
+                }
+            }
+            while request:
+                response = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    found[item["order_key"]["S"]] = int(item.get("updated_at_ms", {"N": "0"})["N"])
+                request = response.get("UnprocessedKeys") or None
+        return found
 
     def get(self, order_key: str) -> dict | None:
         response = self._dynamodb.get_item(

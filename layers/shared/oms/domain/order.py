@@ -157,6 +157,16 @@ class CanonicalOrder(BaseModel):
         return parse_utc(self.updated_at) > parse_utc(stored_updated_at)
 
 
+def version_stamp(order: CanonicalOrder) -> int:
+    """Comparable version of an order (epoch ms of updated_at; 0 when the platform gives none).
+
+    ISO strings with and without fractions do not sort as text, so versions compare as numbers.
+    """
+    if order.updated_at is None:
+        return 0
+    return int(parse_utc(order.updated_at).timestamp() * 1000)
+
+
 def build_order(
     *,
     channel: str,

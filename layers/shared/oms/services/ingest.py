@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
 
-from oms.domain.order import MalformedOrderError
+from oms.domain.order import MalformedOrderError, version_stamp
 from oms.domain.polling import PollWindow, RetrySchedule, plan_poll_window
 from oms.ports import (
     ChannelClient,
@@ -30,6 +30,7 @@ from oms.ports import (
     OrderRepository,
     QuarantineRepository,
     RetryQueue,
+    SaveResult,
 )
 from oms.services.messages import FailedWindowMessage, WindowFailure
 
@@ -59,15 +60,20 @@ class IngestPorts:
 def ingest_window(client: ChannelClient, shop_id: str, window: PollWindow, ports: IngestPorts) -> WindowCounts:
     counts = WindowCounts()
 
-    def store(raw: dict) -> str:
+    def normalize(raw: dict):
         try:
-            order = ports.normalizer.normalize(raw, shop_id)
+            return ports.normalizer.normalize(raw, shop_id)
         except MalformedOrderError as error:
+            return error
+
+    def store(pair) -> str:
+        raw, order = pair
+        if isinstance(order, MalformedOrderError):
             ports.quarantine.quarantine(
                 channel=client.channel,
                 shop_id=shop_id,
                 channel_order_id=ports.normalizer.order_id_of(raw),
-                reason=error.reason,
+                reason=order.reason,
                 raw=raw,
             )
             return QUARANTINED
@@ -76,7 +82,17 @@ def ingest_window(client: ChannelClient, shop_id: str, window: PollWindow, ports
     for page in client.fetch_window(window):
         counts.pages += 1
         counts.fetched += len(page)
-        counts.outcomes.update(_writers.map(store, page))
+        pairs = [(raw, normalize(raw)) for raw in page]
+        # Overlapping windows re-read stored orders: skip those already stored at this version or newer.
+        stored = ports.orders.stored_versions([o.order_key for _, o in pairs if not isinstance(o, MalformedOrderError)])
+        fresh = []
+        for raw, order in pairs:
+            known = None if isinstance(order, MalformedOrderError) else stored.get(order.order_key)
+            if known is not None and known >= version_stamp(order):
+                counts.outcomes[SaveResult.DUPLICATE.value if known == version_stamp(order) else SaveResult.STALE.value] += 1
+            else:
+                fresh.append((raw, order))
+        counts.outcomes.update(_writers.map(store, fresh))
     return counts
 
 
