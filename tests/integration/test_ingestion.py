@@ -240,3 +240,32 @@ def test_a_window_that_keeps_failing_is_retried_on_schedule_then_dead_lettered(c
     window_end = datetime.fromisoformat(message["window_end"])
     assert cursor.updated_through == window_end.replace(microsecond=window_end.microsecond // 1000 * 1000)
     shop.simulator.stop()
+
+
+def test_a_window_too_long_for_one_invocation_is_finished_by_later_polls_without_refetching(cloud):
+    # GIVEN an Amazon seller with more orders in one window than getOrderItems allows per invocation
+    import poller.handler
+    from omsdev.localcloud.runtime import LambdaContext
+
+    shop = start_amazon_shop("backlog", rate_multiplier=10)  # getOrderItems 5/s, burst 30
+    ScenarioRunner([shop.generator], BACKDATED).seed_backlog(80, spread=timedelta(seconds=30))
+    outcomes = []
+    # WHEN polls with a short Lambda timeout run one after another
+    for _ in range(12):
+        context = LambdaContext("AmazonPollerFunction", 512, 8, "req")
+        outcomes.append(poller.handler.lambda_handler({"channel": "amazon"}, context)["shops"][0])
+        if not reconcile([shop])["amazon"].stale_or_missing:
+            break
+    # THEN the first poll stops at its deadline, keeping what it stored, without queueing a retry
+    assert outcomes[0]["state"] == "partial"
+    assert 0 < outcomes[0]["counts"]["created"] < 80
+    assert queue_messages(cloud, "RetryQueue") == []
+    # AND later polls finish the window; items are fetched again only for the chunk a deadline cut
+    from oms.adapters.channels.amazon import ITEMS_CHUNK
+
+    result = reconcile([shop])["amazon"]
+    assert result.stored_exactly_once == result.expected == 80
+    item_calls = [r for r in shop.simulator.stats.log() if r.path.endswith("/orderItems") and r.outcome == "ok"]
+    partial_polls = sum(outcome["state"] == "partial" for outcome in outcomes)
+    assert 80 <= len(item_calls) <= 80 + ITEMS_CHUNK * partial_polls
+    shop.simulator.stop()

@@ -67,7 +67,7 @@ class MotoServerProcess:
     def __init__(self, host: str, port: int):
         self.endpoint = f"http://{host}:{port}"
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+            [sys.executable, "-m", "omsdev.localcloud.moto_endpoint", "-H", host, "-p", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"},

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from oms.domain.order import CanonicalOrder
@@ -32,12 +32,23 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+class InvocationDeadlineError(ChannelError):
+    """The window could not be read before the invocation must stop: poll a shorter one next time."""
+
+
+# Given (platform order id, platform updated-at text) pairs, the ids already stored at that version.
+KnownVersions = Callable[[list[tuple[str | None, str | None]]], set[str]]
+
+
 class ChannelClient(Protocol):
     channel: str
     rules: ChannelWindowRules
 
-    def fetch_window(self, window: PollWindow) -> Iterator[list[dict]]:
-        """Every page of raw order records updated inside the window; raises ChannelError."""
+    def fetch_window(self, window: PollWindow, known: KnownVersions | None = None) -> Iterator[list[dict]]:
+        """Every page of raw order records updated inside the window; raises ChannelError.
+
+        Records the client marks `"known": True` were skipped as already stored (see `known`).
+        """
         ...
 
 
@@ -59,6 +70,7 @@ class ShopCursor:
     shop_id: str
     updated_through: datetime | None
     retry_enqueued_through: datetime | None = None
+    span_hint: timedelta | None = None  # a shorter window after one did not fit an invocation
 
 
 class CursorRepository(Protocol):
@@ -74,6 +86,8 @@ class CursorRepository(Protocol):
         *,
         updated_through: datetime | None = None,
         retry_enqueued_through: datetime | None = None,
+        span_hint: timedelta | None = None,
+        clear_span_hint: bool = False,
     ) -> bool: ...
 
     def advance_past(self, channel: str, shop_id: str, window: PollWindow) -> bool: ...

@@ -8,7 +8,7 @@ keeps the data right). All moves of the cursor are conditional and only ever for
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from botocore.exceptions import ClientError
 
@@ -110,6 +110,8 @@ class CursorsTable:
         *,
         updated_through: datetime | None = None,
         retry_enqueued_through: datetime | None = None,
+        span_hint: timedelta | None = None,
+        clear_span_hint: bool = False,
     ) -> bool:
         """Give the lease back, moving the cursor (forward only) when a window completed.
 
@@ -125,7 +127,11 @@ class CursorsTable:
         if retry_enqueued_through is not None:
             sets.append("retry_enqueued_through_ms = :enqueued_ms")
             values[":enqueued_ms"] = {"N": str(_ms(retry_enqueued_through))}
-        expression = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE lease_owner, lease_until_ms"
+        if span_hint is not None:
+            sets.append("span_hint_ms = :span")
+            values[":span"] = {"N": str(int(span_hint.total_seconds() * 1000))}
+        removes = ["lease_owner", "lease_until_ms"] + (["span_hint_ms"] if clear_span_hint else [])
+        expression = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE " + ", ".join(removes)
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
@@ -142,7 +148,8 @@ class CursorsTable:
             return False
         # The cursor was already at or past this window (a retry got there first): just release.
         return self.release_lease(
-            channel, shop_id, owner, retry_enqueued_through=retry_enqueued_through
+            channel, shop_id, owner, retry_enqueued_through=retry_enqueued_through,
+            span_hint=span_hint, clear_span_hint=clear_span_hint,
         )
 
     def advance_past(self, channel: str, shop_id: str, window: PollWindow) -> bool:
@@ -183,4 +190,5 @@ class CursorsTable:
             shop_id=item["shop_id"],
             updated_through=_from_ms(item.get("updated_through_ms")),
             retry_enqueued_through=_from_ms(item.get("retry_enqueued_through_ms")),
+            span_hint=None if item.get("span_hint_ms") is None else timedelta(milliseconds=int(item["span_hint_ms"])),
         )

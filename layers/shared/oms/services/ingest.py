@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
 
-from oms.domain.order import MalformedOrderError, version_stamp
-from oms.domain.polling import PollWindow, RetrySchedule, plan_poll_window
+from oms.domain.order import MalformedOrderError, order_key, parse_utc, version_stamp
+from oms.domain.polling import ChannelWindowRules, PollWindow, RetrySchedule, plan_poll_window
 from oms.ports import (
     ChannelClient,
     Clock,
+    InvocationDeadlineError,
     CursorRepository,
     OrderRepository,
     QuarantineRepository,
@@ -35,6 +36,8 @@ from oms.ports import (
 from oms.services.messages import FailedWindowMessage, WindowFailure
 
 QUARANTINED = "quarantined"
+# The shortest window a deadline can shrink a poll to; must stay longer than the overlap re-read.
+MIN_SPAN = timedelta(minutes=6)
 
 # Writes of one page fan out: each is an independent conditional put, and the table scales.
 _writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="order-writer")
@@ -57,8 +60,11 @@ class IngestPorts:
     normalizer: ModuleType
 
 
-def ingest_window(client: ChannelClient, shop_id: str, window: PollWindow, ports: IngestPorts) -> WindowCounts:
-    counts = WindowCounts()
+def ingest_window(
+    client: ChannelClient, shop_id: str, window: PollWindow, ports: IngestPorts, counts: WindowCounts | None = None
+) -> WindowCounts:
+    """Read and store every page; `counts` (if given) keeps what was done even when a page fails."""
+    counts = counts if counts is not None else WindowCounts()
 
     def normalize(raw: dict):
         try:
@@ -79,10 +85,22 @@ def ingest_window(client: ChannelClient, shop_id: str, window: PollWindow, ports
             return QUARANTINED
         return ports.orders.save(order, raw).value
 
-    for page in client.fetch_window(window):
+    def known(pairs: list[tuple[str | None, str | None]]) -> set[str]:
+        stamps = {}
+        for order_id, updated_text in pairs:
+            try:
+                stamps[order_id] = int(parse_utc(updated_text).timestamp() * 1000)
+            except (TypeError, ValueError, AttributeError):
+                continue  # unreadable: let the normalizer judge (and quarantine) it
+        stored = ports.orders.stored_versions([order_key(client.channel, shop_id, i) for i in stamps if i])
+        return {i for i, stamp in stamps.items() if i and stored.get(order_key(client.channel, shop_id, i), -1) >= stamp}
+
+    for page in client.fetch_window(window, known=known):
         counts.pages += 1
         counts.fetched += len(page)
-        pairs = [(raw, normalize(raw)) for raw in page]
+        skipped = [raw for raw in page if raw.get("known") is True]
+        counts.outcomes[SaveResult.DUPLICATE.value] += len(skipped)
+        pairs = [(raw, normalize(raw)) for raw in page if raw.get("known") is not True]
         # Overlapping windows re-read stored orders: skip those already stored at this version or newer.
         stored = ports.orders.stored_versions([o.order_key for _, o in pairs if not isinstance(o, MalformedOrderError)])
         fresh = []
@@ -117,7 +135,7 @@ class PollPorts:
 class ShopPollOutcome:
     channel: str
     shop_id: str
-    state: str  # polled | idle | busy | failed
+    state: str  # polled | idle | busy | partial (window too long for one invocation) | failed
     window: PollWindow | None = None
     counts: WindowCounts | None = None
     reason: str | None = None
@@ -146,26 +164,42 @@ def poll_shop(channel: str, shop_id: str, ports: PollPorts, settings: PollSettin
     if cursor is None:
         return ShopPollOutcome(channel, shop_id, "busy", reason="another poll holds this shop's lease")
     window: PollWindow | None = None
+    counts = WindowCounts()
     try:
         client = ports.client_for(channel, shop_id)
         window = plan_poll_window(
             cursor=cursor.updated_through,
             now=now,
-            rules=client.rules,
+            rules=_with_span_hint(client.rules, cursor.span_hint),
             overlap=settings.overlap,
             initial_lookback=settings.initial_lookback,
         )
         if window is None:
             ports.cursors.release_lease(channel, shop_id, owner)
             return ShopPollOutcome(channel, shop_id, "idle")
-        counts = ingest_window(client, shop_id, window, ports.ingest)
+        ingest_window(client, shop_id, window, ports.ingest, counts)
+    except InvocationDeadlineError as error:
+        # Not a fault: the window is too big for one invocation (a backlog, Amazon's 0.5/s item
+        # quota). What was stored stays stored; the next poll reads a window half as long.
+        shorter = max((window.end - window.start) / 2, MIN_SPAN)
+        ports.cursors.release_lease(channel, shop_id, owner, span_hint=shorter)
+        return ShopPollOutcome(channel, shop_id, "partial", window=window, counts=counts, reason=_describe(error))
     except Exception as error:  # noqa: BLE001 - every failure of a window is retried, then dead-lettered
         reason = _describe(error)
         handed_over = _hand_over_failed_window(channel, shop_id, window, cursor.retry_enqueued_through, reason, ports, settings)
         ports.cursors.release_lease(channel, shop_id, owner, retry_enqueued_through=handed_over)
-        return ShopPollOutcome(channel, shop_id, "failed", window=window, reason=reason)
-    ports.cursors.release_lease(channel, shop_id, owner, updated_through=window.end)
+        return ShopPollOutcome(channel, shop_id, "failed", window=window, counts=counts, reason=reason)
+    # A window that fitted lets the next one grow back (no hint = the platform's own maximum).
+    grown = None if cursor.span_hint is None else cursor.span_hint * 2
+    ports.cursors.release_lease(channel, shop_id, owner, updated_through=window.end, span_hint=grown, clear_span_hint=grown is None)
     return ShopPollOutcome(channel, shop_id, "polled", window=window, counts=counts)
+
+
+def _with_span_hint(rules: ChannelWindowRules, hint: timedelta | None) -> ChannelWindowRules:
+    if hint is None:
+        return rules
+    span = hint if rules.max_span is None else min(hint, rules.max_span)
+    return ChannelWindowRules(lag=rules.lag, max_span=span)
 
 
 def _hand_over_failed_window(

@@ -21,7 +21,7 @@ from tenacity import (
 )
 
 from oms.adapters.channels.ratelimit import RateBudgetExceeded, TokenBucket
-from oms.ports import ChannelAuthError, ChannelError
+from oms.ports import ChannelAuthError, ChannelError, InvocationDeadlineError
 
 MAX_ATTEMPTS = 4
 
@@ -86,10 +86,12 @@ class ChannelHttp:
             sleep=self._sleep_within_deadline,
         )
         def attempt() -> JsonResponse:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise InvocationDeadlineError("the invocation deadline passed before the window was read")
             try:
                 limiter.acquire(deadline=self.deadline)
             except RateBudgetExceeded as error:
-                raise ChannelError(f"rate limit: {error}") from error
+                raise InvocationDeadlineError(f"rate limit: {error}") from error
             try:
                 response = self.session.request(method, url, timeout=self.timeout_seconds, **kwargs)
                 on_response(response)
@@ -115,5 +117,5 @@ class ChannelHttp:
 
     def _sleep_within_deadline(self, seconds: float) -> None:
         if self.deadline is not None and time.monotonic() + seconds > self.deadline:
-            raise ChannelError(f"retry wait of {seconds:.1f}s would pass the invocation deadline")
+            raise InvocationDeadlineError(f"retry wait of {seconds:.1f}s would pass the invocation deadline")
         time.sleep(seconds)

@@ -1,0 +1,41 @@
+"""The local cloud's AWS endpoint: moto's server app, one request at a time.
+
+DynamoDB makes each conditional write atomic; moto's threaded server does not (two concurrent
+PutItem with attribute_not_exists can both succeed). Serialising requests restores the AWS
+semantics our exactly-once guarantees rest on; connections stay keep-alive and threaded.
+Run: python -m omsdev.localcloud.moto_endpoint -H 127.0.0.1 -p 4566
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.server import MotoRequestHandler
+from werkzeug.serving import run_simple
+
+
+class OneRequestAtATime:
+    def __init__(self, app):
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=4566)
+    args = parser.parse_args()
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    run_simple(args.host, args.port, OneRequestAtATime(DomainDispatcherApplication(create_backend_app)),
+               threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
