@@ -1,4 +1,4 @@
-"""The local cloud's AWS endpoint: moto's server app, one request at a time.
+"""The local cloud's AWS endpoint: moto's server app, one DynamoDB request at a time.
 
 DynamoDB makes each conditional write atomic; moto's threaded server does not (two concurrent
 PutItem with attribute_not_exists can both succeed). Serialising requests restores the AWS
@@ -17,12 +17,16 @@ from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
 
 
-class OneRequestAtATime:
+class OneDynamoDBRequestAtATime:
+    """Serialises DynamoDB calls only: an SQS long poll must not hold up the rest of the endpoint."""
+
     def __init__(self, app):
         self._app = app
         self._lock = threading.Lock()
 
     def __call__(self, environ, start_response):
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return self._app(environ, start_response)
         with self._lock:
             return list(self._app(environ, start_response))
 
@@ -33,7 +37,7 @@ def main() -> None:
     parser.add_argument("-p", "--port", type=int, default=4566)
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    run_simple(args.host, args.port, OneRequestAtATime(DomainDispatcherApplication(create_backend_app)),
+    run_simple(args.host, args.port, OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app)),
                threaded=True, request_handler=MotoRequestHandler)
 
 
