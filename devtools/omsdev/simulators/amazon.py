@@ -1,176 +1,268 @@
 """Amazon SP-API simulator: Login with Amazon tokens, getOrders and getOrderItems for one seller.
 
 Enforces what the real API does (ordersV0.json; CHANNELS.md section 6):
-- `POST /auth/o2/token` (refresh_token grant) issues access tokens valid `token_ttl_seconds`;
-  wrong client credentials -> invalid_client, wrong refresh token -> invalid_grant;
-- every API call needs a live `x-amz-access-token` (else 403 Unauthorized);
-- getOrders: `MarketplaceIds` required; `LastUpdatedAfter` (or `CreatedAfter`) required;
-  `LastUpdatedBefore` at least 2 minutes before now (else 400 InvalidInput); `MaxResultsPerPage`
-  1..100; `NextToken` continues the frozen query (keyset, stable while orders change);
-- rate limits per operation, token bucket: getOrders 0.0167/s burst 20, getOrderItems 0.5/s
-  burst 30 (times `rate_multiplier`), granted rate in `x-amzn-RateLimit-Limit`; over it HTTP 429
-  QuotaExceeded.
+- `POST /auth/o2/token` (form: grant_type=refresh_token, refresh_token, client_id, client_secret)
+  issues `Atza|...` access tokens valid `token_ttl_seconds`; wrong client credentials -> 401
+  invalid_client, wrong refresh token -> 400 invalid_grant (the real host is api.amazon.com; here it
+  is the same server);
+- every API call needs a live `x-amz-access-token` (missing, unknown or expired -> 403 Unauthorized);
+- getOrders: `MarketplaceIds` required (at most 50); exactly one of `CreatedAfter` / `LastUpdatedAfter`,
+  never crossed with the other kind's `...Before`; `...Before` at least 2 minutes before now (if
+  absent, now - 2 min: an order becomes visible 2 minutes after its update); `MaxResultsPerPage`
+  1..100 (default 100); orders ascending by LastUpdateDate (PurchaseDate for Created queries);
+  `NextToken` continues the frozen query (keyset: stable while orders change), omitted on the last
+  page, unknown -> 400 InvalidInput;
+- getOrderItems: `GET /orders/v0/orders/{id}/orderItems`, 404 NotFound for an unknown id;
+- rate limits per operation, token bucket: getOrders 0.0167/s burst 20, getOrderItems 0.5/s burst 30
+  (times `rate_multiplier`), the rate in `x-amzn-RateLimit-Limit`; over it HTTP 429 QuotaExceeded.
+  Every answer carries `x-amzn-RequestId`. Injected 5xx are 503 or 500 `InternalFailure`.
+
+Orders come from one OrderBook (served for the marketplaces named in each order's MarketplaceId) or
+from a mapping marketplace id -> OrderBook.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import math
 import secrets
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
-from omsdev.simulators.base import FaultPlan, Reply, Request, Simulator, TokenBucketLimit
-from omsdev.simulators.orderbook import OrderBook
+from omsdev.simulators.base import Clock, FaultPlan, Reply, Request, Simulator
+from omsdev.simulators.orderbook import BookEntry, OrderBook
 
-GET_ORDERS = (0.0167, 20)
-GET_ORDER_ITEMS = (0.5, 30)
+TOKEN_PATH = "/auth/o2/token"
+ORDERS_PATH = "/orders/v0/orders"
+RATES = {"getOrders": (0.0167, 20), "getOrderItems": (0.5, 30)}  # requests per second, burst
 LAG = timedelta(minutes=2)
+MAX_PAGE, MAX_MARKETPLACES = 100, 50
+ORDER_STATUSES = {"PendingAvailability", "Pending", "Unshipped", "PartiallyShipped", "Shipped",
+                  "InvoiceUnconfirmed", "Canceled", "Unfulfillable"}
+_ANY_MARKETPLACE = "*"
 
 
 def _error(status: int, code: str, message: str, details: str = "") -> Reply:
     return Reply(status, {"errors": [{"code": code, "message": message, "details": details}]})
 
 
-def _time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"{text} has no zone")
-    return moment.astimezone(timezone.utc)
+class _InvalidInput(Exception):
+    pass
+
+
+def _time(name: str, text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _InvalidInput(f"Invalid {name}: {text!r} is not an ISO 8601 date") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _marketplace_of(entry: BookEntry) -> str | None:
+    order = entry.payload.get("order") if isinstance(entry.payload, dict) else None
+    return order.get("MarketplaceId") if isinstance(order, dict) else None
 
 
 class AmazonSimulator(Simulator):
     def __init__(
         self,
-        *,
         client_id: str,
         client_secret: str,
         refresh_token: str,
-        book: OrderBook | None = None,
+        book: OrderBook | Mapping[str, OrderBook] | None = None,
+        *,
         faults: FaultPlan | None = None,
         rate_multiplier: float = 1.0,
-        token_ttl_seconds: int = 3600,
+        token_ttl_seconds: float = 3600,
+        clock: Clock = time.monotonic,
     ):
-        super().__init__(faults)
+        super().__init__(faults, rate_multiplier=rate_multiplier, clock=clock)
         self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
-        self.book = book if book is not None else OrderBook()
+        if isinstance(book, Mapping):
+            self.books = dict(book)
+        else:
+            self.books = {_ANY_MARKETPLACE: book if book is not None else OrderBook("amazon")}
+        for each in self.books.values():
+            each.channel = each.channel or "amazon"
+        self.book = next(iter(self.books.values())) if len(self.books) == 1 else None
         self.token_ttl_seconds = token_ttl_seconds
-        self.limits = {
-            "getOrders": TokenBucketLimit(GET_ORDERS[0] * rate_multiplier, GET_ORDERS[1]),
-            "getOrderItems": TokenBucketLimit(GET_ORDER_ITEMS[0] * rate_multiplier, GET_ORDER_ITEMS[1]),
-        }
-        self._tokens: dict[str, float] = {}
-        self._queries: dict[str, dict] = {}
+        self.limits = {operation: self.new_bucket(rate, burst) for operation, (rate, burst) in RATES.items()}
+        self._tokens: dict[str, float] = {}  # access token -> expiry on self.clock
+        self._queries: dict[str, dict] = {}  # NextToken -> frozen query
         self._lock = threading.Lock()
 
-    def is_api_call(self, request: Request) -> bool:
-        return request.path.startswith("/orders/")
+    # Plumbing --------------------------------------------------------------------------------
 
-    def fault_reply(self, kind: str) -> Reply:
+    @staticmethod
+    def _operation(path: str) -> str | None:
+        parts = path.rstrip("/").split("/")
+        if path.rstrip("/") == ORDERS_PATH:
+            return "getOrders"
+        if len(parts) == 6 and path.startswith(ORDERS_PATH + "/") and parts[5] == "orderItems":
+            return "getOrderItems"
+        return None
+
+    @property
+    def token_requests(self) -> int:
+        return self.stats.count_path(TOKEN_PATH)
+
+    def is_api_call(self, request: Request) -> bool:
+        return request.path.startswith("/orders/") or (self.faults.include_token_endpoint and request.path == TOKEN_PATH)
+
+    def fault_reply(self, kind: str, request: Request) -> Reply:
         if kind == "429":
             return _error(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
-        if kind == "5xx":
-            return _error(503, "InternalFailure", "We encountered an internal error. Please try again.")
-        return Reply(200, {"payload": {"Orders": []}}, fault=kind)
+        return _error(self.faults.server_error(), "InternalFailure", "We encountered an internal error. Please try again.")
+
+    def decorate(self, reply: Reply, request: Request) -> None:
+        reply.headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
+        operation = self._operation(request.path)
+        if operation:
+            reply.headers.setdefault("x-amzn-RateLimit-Limit", f"{self.limits[operation].rate:g}")
 
     def route(self, request: Request) -> tuple[Reply, str]:
-        if request.method == "POST" and request.path == "/auth/o2/token":
+        if request.method == "POST" and request.path == TOKEN_PATH:
             return self._token(request)
-        if request.method != "GET" or not request.path.startswith("/orders/v0/orders"):
+        operation = self._operation(request.path)
+        if request.method != "GET" or operation is None:
             return _error(404, "NotFound", "Resource not found"), "bad_request"
-        if not self._token_is_live(request.headers.get("x-amz-access-token")):
-            reply = _error(403, "Unauthorized", "Access to requested resource is denied.", "The access token you provided is invalid or has expired.")
-            return reply, "auth_failed"
-        parts = request.path.rstrip("/").split("/")
-        operation = "getOrderItems" if len(parts) == 6 and parts[5] == "orderItems" else "getOrders"
-        limit = self.limits[operation]
-        allowed, _wait = limit.try_take()
-        rate_header = {"x-amzn-RateLimit-Limit": f"{limit.rate:g}", "x-amzn-RequestId": str(uuid.uuid4())}
+        denied = self._check_token(request.headers.get("x-amz-access-token"))
+        if denied is not None:
+            return _error(403, "Unauthorized", "Access to requested resource is denied.", denied), "auth_failed"
+        allowed, _wait = self.limits[operation].try_take()
         if not allowed:
-            reply = _error(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
-            reply.headers.update(rate_header)
-            return reply, "rate_limited"
-        reply, outcome = self._order_items(parts[4]) if operation == "getOrderItems" else self._orders(request)
-        reply.headers.update(rate_header)
-        return reply, outcome
+            return _error(429, "QuotaExceeded", "You exceeded your quota for the requested resource."), "rate_limited"
+        try:
+            if operation == "getOrderItems":
+                return self._order_items(request.path.split("/")[4])
+            return self._orders(request), "ok"
+        except _InvalidInput as problem:
+            return _error(400, "InvalidInput", str(problem)), "bad_request"
+
+    # Login with Amazon -----------------------------------------------------------------------
 
     def _token(self, request: Request) -> tuple[Reply, str]:
         form = request.form()
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             return Reply(401, {"error": "invalid_client", "error_description": "Client authentication failed"}), "auth_failed"
-        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != self.refresh_token:
-            return Reply(400, {"error": "invalid_grant", "error_description": "The request has an invalid grant parameter : refresh_token"}), "auth_failed"
-        token = "Atza|" + secrets.token_urlsafe(24)
+        if form.get("grant_type") != "refresh_token":
+            body = {"error": "unsupported_grant_type", "error_description": "The authorization grant type is not supported"}
+            return Reply(400, body), "bad_request"
+        if form.get("refresh_token") != self.refresh_token:
+            body = {"error": "invalid_grant", "error_description": "The request has an invalid grant parameter : refresh_token"}
+            return Reply(400, body), "auth_failed"
+        token = "Atza|" + secrets.token_urlsafe(48)
         with self._lock:
-            self._tokens[token] = time.time() + self.token_ttl_seconds
-        body = {"access_token": token, "refresh_token": self.refresh_token, "token_type": "bearer", "expires_in": self.token_ttl_seconds}
+            self._tokens[token] = self.clock() + self.token_ttl_seconds
+        expires_in = max(1, math.ceil(self.token_ttl_seconds))
+        body = {"access_token": token, "refresh_token": self.refresh_token, "token_type": "bearer", "expires_in": expires_in}
         return Reply(200, body), "ok"
 
-    def _token_is_live(self, token: str | None) -> bool:
+    def _check_token(self, token: str | None) -> str | None:
+        """None when the token is live, else the 403's details."""
+        if not token:
+            return ""
         with self._lock:
-            return token is not None and self._tokens.get(token, 0) > time.time()
+            expiry = self._tokens.get(token)
+        if expiry is None:
+            return "The access token you provided is revoked, malformed or invalid."
+        if expiry <= self.clock():
+            return "The access token you provided has expired."
+        return None
 
     def expire_tokens(self) -> None:
         """Make every issued token expire now (tests of the refresh path)."""
         with self._lock:
-            self._tokens = {token: 0 for token in self._tokens}
+            self._tokens = {token: float("-inf") for token in self._tokens}
 
-    def _orders(self, request: Request) -> tuple[Reply, str]:
-        if not request.param("MarketplaceIds"):
-            return _error(400, "InvalidInput", "Missing required parameter: MarketplaceIds"), "bad_request"
+    # getOrders / getOrderItems ---------------------------------------------------------------
+
+    def _orders(self, request: Request) -> Reply:
+        marketplaces = [m for m in (request.param("MarketplaceIds") or "").split(",") if m]
+        if not marketplaces:
+            raise _InvalidInput("Missing required parameter: MarketplaceIds")
+        if len(marketplaces) > MAX_MARKETPLACES:
+            raise _InvalidInput(f"MarketplaceIds accepts at most {MAX_MARKETPLACES} values")
         token = request.param("NextToken")
         if token:
             with self._lock:
                 query = self._queries.get(token)
             if query is None:
-                return _error(400, "InvalidInput", "Invalid NextToken"), "bad_request"
+                raise _InvalidInput("Invalid NextToken")
         else:
-            query, problem = self._new_query(request)
-            if problem:
-                return _error(400, "InvalidInput", problem), "bad_request"
-        key = (lambda e: e.updated_at) if query["by"] == "updated" else (lambda e: e.created_at)
-        entries = self.book.select(_time(query["after"]), _time(query["before"]), key=key)
-        if query["last"]:
-            entries = [e for e in entries if (key(e).isoformat(), e.order_id) > tuple(query["last"])]
-        page = entries[: query["size"]]
-        payload = {"Orders": [e.payload["order"] for e in page]}
-        if query["by"] == "updated":
-            payload["LastUpdatedBefore"] = query["before"]
-        else:
-            payload["CreatedBefore"] = query["before"]
-        if len(entries) > query["size"]:
-            last = page[-1]
-            next_token = base64.b64encode(secrets.token_bytes(24)).decode()
-            with self._lock:
-                self._queries[next_token] = {**query, "last": [key(last).isoformat(), last.order_id]}
-            payload["NextToken"] = next_token
-        return Reply(200, {"payload": payload}), "ok"
+            query = self._new_query(request, marketplaces)
+        by_update = query["by"] == "LastUpdated"
+        after, before = datetime.fromisoformat(query["after"]), datetime.fromisoformat(query["before"])
 
-    def _new_query(self, request: Request) -> tuple[dict, str | None]:
+        def key(entry: BookEntry) -> tuple[datetime, str]:
+            return (entry.updated_at if by_update else entry.created_at), entry.order_id
+
+        matching = sorted(
+            (e for e in self._entries(query["marketplaces"])
+             if after <= key(e)[0] <= before
+             and (not query["statuses"] or (e.payload.get("order") or {}).get("OrderStatus") in query["statuses"])),
+            key=key,
+        )
+        if query["last"]:
+            last = (datetime.fromisoformat(query["last"][0]), query["last"][1])
+            matching = [e for e in matching if key(e) > last]
+        page = matching[: query["size"]]
+        payload: dict = {"Orders": [e.payload["order"] for e in page], f"{query['by']}Before": _iso(before)}
+        if len(matching) > len(page):
+            next_token = secrets.token_urlsafe(48)
+            last_key = key(page[-1])
+            with self._lock:
+                self._queries[next_token] = {**query, "last": [last_key[0].isoformat(), last_key[1]]}
+            payload["NextToken"] = next_token
+        return Reply(200, {"payload": payload})
+
+    def _new_query(self, request: Request, marketplaces: list[str]) -> dict:
         now = datetime.now(timezone.utc)
         updated_after, created_after = request.param("LastUpdatedAfter"), request.param("CreatedAfter")
         if bool(updated_after) == bool(created_after):
-            return {}, "Exactly one of CreatedAfter and LastUpdatedAfter must be specified"
-        by = "updated" if updated_after else "created"
-        before_name = "LastUpdatedBefore" if by == "updated" else "CreatedBefore"
-        try:
-            after = _time(updated_after or created_after)
-            before = _time(request.param(before_name)) if request.param(before_name) else now - LAG
-            size = int(request.param("MaxResultsPerPage") or 100)
-        except ValueError as error:
-            return {}, f"Invalid input: {error}"
+            raise _InvalidInput("Exactly one of CreatedAfter and LastUpdatedAfter must be specified")
+        by, other = ("LastUpdated", "Created") if updated_after else ("Created", "LastUpdated")
+        if request.param(f"{other}Before"):
+            raise _InvalidInput(f"{other}Before cannot be specified with {by}After")
+        after = _time(f"{by}After", updated_after or created_after)
+        given = request.param(f"{by}Before")
+        before = _time(f"{by}Before", given) if given else (now - LAG).replace(microsecond=0)
         if before > now - LAG:
-            return {}, f"{before_name} must be no later than 2 minutes before the request time"
-        if not 1 <= size <= 100:
-            return {}, "MaxResultsPerPage must be between 1 and 100"
-        if after >= before:
-            return {}, f"{before_name} must be later than the After date"
-        return {"by": by, "after": after.isoformat(), "before": before.isoformat(), "size": size, "last": None}, None
+            raise _InvalidInput(f"{by}Before must be no later than 2 minutes before the request time")
+        if after > before:
+            raise _InvalidInput(f"{by}After must be earlier than {by}Before")
+        try:
+            size = int(request.param("MaxResultsPerPage") or MAX_PAGE)
+        except ValueError:
+            raise _InvalidInput("MaxResultsPerPage must be an integer between 1 and 100") from None
+        if not 1 <= size <= MAX_PAGE:
+            raise _InvalidInput("MaxResultsPerPage must be an integer between 1 and 100")
+        statuses = [s for s in (request.param("OrderStatuses") or "").split(",") if s]
+        unknown = set(statuses) - ORDER_STATUSES
+        if unknown:
+            raise _InvalidInput(f"Invalid OrderStatuses: {', '.join(sorted(unknown))}")
+        return {"by": by, "after": after.isoformat(), "before": before.isoformat(), "size": size,
+                "marketplaces": marketplaces, "statuses": statuses, "last": None}
+
+    def _entries(self, marketplaces: list[str]) -> list[BookEntry]:
+        chosen: list[BookEntry] = []
+        for marketplace, book in self.books.items():
+            if marketplace == _ANY_MARKETPLACE:
+                chosen += [e for e in book.entries() if _marketplace_of(e) in (*marketplaces, None)]
+            elif marketplace in marketplaces:
+                chosen += book.entries()
+        return chosen
 
     def _order_items(self, order_id: str) -> tuple[Reply, str]:
-        entry = self.book.get(order_id)
+        entry = next((e for e in (book.get(order_id) for book in self.books.values()) if e is not None), None)
         if entry is None:
             return _error(404, "NotFound", f"Order {order_id} not found"), "bad_request"
         return Reply(200, {"payload": {"AmazonOrderId": order_id, "OrderItems": entry.payload["items"]}}), "ok"

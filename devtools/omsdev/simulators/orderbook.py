@@ -1,31 +1,64 @@
-"""One shop's orders inside a simulator: current versions, history, and when each appeared.
+"""One shop's orders inside a simulator: the current raw payload of each order, its version history,
+and when each order and version became visible. Tests read it as ground truth.
 
-Thread-safe. Queries select by update time like the platforms do: an order updated later moves
-out of earlier windows, which is exactly what makes polling hard and what the tests exercise.
+Thread-safe. Queries select by update time like the platforms do, ascending by (updated_at, id): an
+order updated later moves out of earlier windows into later ones, which is exactly what makes
+polling hard. A *malformed* order keeps a valid id but a payload our normalizer must reject
+(non-numeric quantity or price, a missing quantity): it must end up quarantined, never dropped.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+
+
+@dataclass(frozen=True)
+class OrderVersion:
+    payload: dict
+    updated_at: datetime
+    appeared_at: float  # wall time (time.time()) when this version became readable
 
 
 @dataclass
 class BookEntry:
     order_id: str
-    payload: dict
-    updated_at: datetime
-    created_at: datetime
-    appeared_at: float  # wall time (time.time()) when this version became readable
-    open: bool = True  # Shopify status=open: not cancelled, not closed
+    payload: dict  # the latest version, as the platform serves it
+    updated_at: datetime  # aware, UTC
+    created_at: datetime  # aware, UTC
+    appeared_at: float  # wall time when the order first became readable
+    open: bool = True  # not cancelled and not closed
     malformed: bool = False
-    versions: list[dict] = field(default_factory=list)
+    versions: list[OrderVersion] = field(default_factory=list)
+
+    @property
+    def version_appeared_at(self) -> float:
+        """Wall time when the latest version became readable."""
+        return self.versions[-1].appeared_at
+
+
+def _utc(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
+    return moment.astimezone(timezone.utc)
+
+
+def by_updated_at(entry: BookEntry) -> datetime:
+    return entry.updated_at
+
+
+def by_created_at(entry: BookEntry) -> datetime:
+    return entry.created_at
 
 
 class OrderBook:
-    def __init__(self) -> None:
+    """The orders of one shop (or one Amazon marketplace); `channel` says whose payloads it holds."""
+
+    def __init__(self, channel: str | None = None):
+        self.channel = channel
         self._entries: dict[str, BookEntry] = {}
         self._lock = threading.Lock()
 
@@ -38,20 +71,33 @@ class OrderBook:
         created_at: datetime,
         open: bool = True,
         malformed: bool = False,
-    ) -> None:
-        """Add an order or replace it with a newer version."""
+    ) -> BookEntry:
+        """Add an order, or replace it with a newer version (kept in its history)."""
+        updated_at, created_at = _utc(updated_at, "updated_at"), _utc(created_at, "created_at")
+        now = time.time()
         with self._lock:
             entry = self._entries.get(order_id)
             if entry is None:
-                entry = BookEntry(order_id, payload, updated_at, created_at, time.time(), open, malformed)
+                entry = BookEntry(order_id, payload, updated_at, created_at, now, open, malformed)
                 self._entries[order_id] = entry
             else:
-                entry.payload, entry.updated_at, entry.open = payload, updated_at, open
-                entry.appeared_at, entry.malformed = time.time(), malformed
-            entry.versions.append(payload)
+                entry.payload, entry.updated_at, entry.created_at = payload, updated_at, created_at
+                entry.open, entry.malformed = open, malformed
+            entry.versions.append(OrderVersion(payload, updated_at, now))
+            return entry
 
-    def select(self, start: datetime | None, end: datetime | None, *, key=lambda e: e.updated_at) -> list[BookEntry]:
-        """Entries whose key lies in [start, end], ascending by (key, id)."""
+    def add_malformed(self, order_id: str, payload: dict, *, updated_at: datetime, created_at: datetime) -> BookEntry:
+        """An order whose payload the normalizer must reject (the id stays valid)."""
+        return self.put(order_id, payload, updated_at=updated_at, created_at=created_at, malformed=True)
+
+    def select(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        key: Callable[[BookEntry], datetime] = by_updated_at,
+    ) -> list[BookEntry]:
+        """Entries whose key lies in [start, end] (both inclusive), ascending by (key, id)."""
         with self._lock:
             chosen = [
                 e for e in self._entries.values()
@@ -67,9 +113,31 @@ class OrderBook:
         with self._lock:
             return list(self._entries.values())
 
+    # Ground truth for tests -------------------------------------------------------------------
+
     def order_ids(self, *, include_malformed: bool = True) -> set[str]:
         return {e.order_id for e in self.entries() if include_malformed or not e.malformed}
+
+    def malformed_ids(self) -> set[str]:
+        return {e.order_id for e in self.entries() if e.malformed}
+
+    def latest(self) -> dict[str, dict]:
+        """order id -> latest payload."""
+        return {e.order_id: e.payload for e in self.entries()}
+
+    def appearance_times(self) -> dict[str, float]:
+        """order id -> wall time when the order first became readable."""
+        return {e.order_id: e.appeared_at for e in self.entries()}
+
+    def versions(self, order_id: str) -> list[OrderVersion]:
+        with self._lock:
+            entry = self._entries.get(order_id)
+            return list(entry.versions) if entry else []
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+    def __contains__(self, order_id: object) -> bool:
+        with self._lock:
+            return order_id in self._entries

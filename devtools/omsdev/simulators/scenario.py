@@ -1,9 +1,20 @@
-"""Order generation for the simulators: realistic Shopify and Amazon payloads over time.
+"""Order generation for the simulators: realistic Shopify and Amazon payloads arriving over time.
 
-A `Scenario` says how many orders arrive and how: a steady day's rate, a Double 11 peak (50x),
-re-touched orders (same content, newer updated_at: they show up in several windows), late
-cancellations, a share of malformed orders, and a `backdate` that shifts every timestamp into the
-past (Amazon only serves orders updated more than 2 minutes ago). Ids are unique across runs.
+Payloads follow the platforms' shapes (CHANNELS.md sections 6 and 8, the `*_synthetic.json` files):
+- Shopify REST order: int64 `id`, `name` "#1001", `line_items` {id, variant_id, sku, price, quantity},
+  `shipping_address.country_code`, `customer.id`, `financial_status`, `fulfillment_status`,
+  `cancelled_at`, times ISO 8601 with the shop's offset (+08:00, Hong Kong);
+- Amazon getOrders `Order` (AmazonOrderId 3-7-7, PurchaseDate, LastUpdateDate, OrderStatus,
+  OrderTotal, MarketplaceId, ShippingAddress, BuyerInfo.BuyerEmail) with its getOrderItems
+  `OrderItem`s (ItemPrice = unit price x QuantityOrdered). A cancelled order loses its address,
+  buyer info, total and prices, as on Amazon. The book holds `{"order": Order, "items": [OrderItem]}`.
+- `updated_at` only moves forward (by at least a second) and has whole seconds, like the platforms.
+
+A `Scenario` says how orders arrive: a steady day's rate, a Double 11 peak (50x), re-touched orders
+(same content, newer updated_at: they show up in several windows), late cancellations, a share of
+malformed orders, a `backdate` that shifts every timestamp into the past (Amazon only serves orders
+updated at least 2 minutes ago), a seed (same seed, same orders apart from ids and times) and a
+`speed` that compresses scenario time. Ids are unique across runs (wall-clock microseconds).
 """
 
 from __future__ import annotations
@@ -16,194 +27,395 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from omsdev.simulators.orderbook import OrderBook
+from omsdev.simulators.orderbook import BookEntry, OrderBook
 
-_ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
-_SKUS = [("OOLONG-200", "188.00"), ("PUER-357", "200.00"), ("JASMINE-100", "56.00"), ("LONGJING-250", "318.00")]
-_PLACES = [
-    ("HK", "Kowloon", "Kowloon", "Flat 8B, 23 Nathan Road", "", "Wing Chan"),
-    ("US", "Washington", "Seattle", "410 Terry Ave N", "98109", "Dana Smith"),
-    ("CN", "广东省", "深圳市", "南山区科技园科苑路15号", "518057", "李娜"),
-    ("DE", "Baden-Württemberg", "Stuttgart", "Königstraße 12", "70173", "Jürgen Müller"),
+SHOP_TIMEZONE = timezone(timedelta(hours=8))  # the simulated Shopify store keeps Hong Kong time
+
+# sku, title, variant title, price (HKD), variant id, product id, ASIN
+_CATALOGUE = [
+    ("OOLONG-200", "Tieguanyin Oolong", "200 g", "188.00", 44001122334455, 8001122334455, "B0CX1Y2Z3A"),
+    ("PUER-357", "Menghai Pu-erh Cake", "357 g", "200.00", 44001122334466, 8001122334466, "B0CX1Y9K8L"),
+    ("JASMINE-100", "Jasmine Silver Needle", "100 g", "56.00", 44001122334477, 8001122334477, "B0CX2A7Q4M"),
+    ("LONGJING-250", "West Lake Longjing", "250 g", "318.00", 44001122334488, 8001122334488, "B0CX3D5R6N"),
 ]
+# country code, country, province, city, address1, address2, zip, first name, last name, phone
+_PLACES = [
+    ("HK", "Hong Kong", "Kowloon", "Kowloon", "Flat 8B, 23 Nathan Road", "Tsim Sha Tsui", "", "Wing", "Chan", "+852 5123 4567"),
+    ("US", "United States", "Washington", "Seattle", "410 Terry Ave N", "", "98109", "Dana", "Smith", "+1 206 555 0100"),
+    ("CN", "China", "广东省", "深圳市", "南山区科技园科苑路15号", "", "518057", "娜", "李", "+86 138 0013 8000"),
+    ("DE", "Germany", "Baden-Württemberg", "Stuttgart", "Königstraße 12", "", "70173", "Jürgen", "Müller", "+49 711 555 0142"),
+    ("JP", "Japan", "東京都", "港区", "六本木6丁目10-1", "六本木ヒルズ 1203号室", "106-6112", "芳", "王", "03-5555-0199"),
+]
+# marketplace id -> sales channel, currency, HKD -> currency factor, decimal places
+AMAZON_MARKETPLACES = {
+    "A1PA6795UKMFR9": ("Amazon.de", "EUR", Decimal("0.1"), 2),
+    "A1VC38T7YXB528": ("Amazon.co.jp", "JPY", Decimal("20"), 0),
+    "ATVPDKIKX0DER": ("Amazon.com", "USD", Decimal("0.125"), 2),
+}
+_COUNTRY_OF = {"A1PA6795UKMFR9": "DE", "A1VC38T7YXB528": "JP", "ATVPDKIKX0DER": "US"}
 
 
-def next_id() -> int:
-    return next(_ids)
+class _Ids:
+    """Unique across runs: wall-clock microseconds, bumped when two ids fall in the same microsecond."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns() // 1000)
+            return self._last
+
+
+next_id = _Ids()  # 16 digits, below 2**53 until the 23rd century
+
+
+def _whole_seconds(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"order times must be timezone-aware, got {moment!r}")
+    return moment.astimezone(timezone.utc).replace(microsecond=0)
+
+
+class _Generator:
+    """Writes one channel's orders into a book: create, re-touch (same content), cancel."""
+
+    channel = ""
+    malformations: tuple[str, ...] = ()
+
+    def __init__(self, book: OrderBook, rng: random.Random):
+        if book.channel is None:
+            book.channel = self.channel
+        self.book, self.rng = book, rng
+
+    def _later(self, entry: BookEntry, moment: datetime) -> datetime:
+        # A platform's updated_at never goes back, and a change always moves it.
+        return max(_whole_seconds(moment), entry.updated_at + timedelta(seconds=1))
+
+    def _rewrite(self, order_id: str, moment: datetime, change, *, cancel: bool = False) -> datetime:
+        entry = self.book.get(order_id)
+        if entry is None:
+            raise KeyError(f"no order {order_id} in this book")
+        moment = self._later(entry, moment)
+        payload = change(entry, moment)
+        self.book.put(order_id, payload, updated_at=moment, created_at=entry.created_at,
+                      open=entry.open and not cancel, malformed=entry.malformed)
+        return moment
+
+    def create(self, moment: datetime, *, malformed: bool | str = False) -> str:
+        """Write a new order; `malformed` True (the first of `malformations`) or one of them by name."""
+        moment = _whole_seconds(moment)
+        kind = self.malformations[0] if malformed is True else (malformed or None)
+        if kind is not None and kind not in self.malformations:
+            raise ValueError(f"unknown malformation {kind!r}; known: {self.malformations}")
+        order_id, payload = self.build(moment, malformed=kind)
+        self.book.put(order_id, payload, updated_at=moment, created_at=moment, malformed=kind is not None)
+        return order_id
+
+    def build(self, moment: datetime, *, malformed: str | None = None) -> tuple[str, dict]:
+        raise NotImplementedError
+
+
+class ShopifyOrders(_Generator):
+    """Shopify Admin REST order objects."""
+
+    channel = "shopify"
+    currency = "HKD"
+    malformations = ("quantity_text", "quantity_missing", "price_text")
+
+    def __init__(self, book: OrderBook, rng: random.Random):
+        super().__init__(book, rng)
+        self._numbers = itertools.count(1001)
+
+    @staticmethod
+    def _stamp(moment: datetime) -> str:
+        return moment.astimezone(SHOP_TIMEZONE).isoformat(timespec="seconds")
+
+    def _money(self, amount: str) -> dict:
+        money = {"amount": amount, "currency_code": self.currency}
+        return {"shop_money": money, "presentment_money": dict(money)}
+
+    def build(self, moment: datetime, *, malformed: str | None = None) -> tuple[str, dict]:
+        order_id, number = next_id(), next(self._numbers)
+        lines = []
+        for _ in range(self.rng.choice((1, 1, 2, 3))):
+            sku, title, variant, price, variant_id, product_id, _asin = self.rng.choice(_CATALOGUE)
+            quantity, line_id = self.rng.randint(1, 3), next_id()
+            lines.append({
+                "id": line_id, "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
+                "variant_id": variant_id, "product_id": product_id, "sku": sku, "title": title,
+                "variant_title": variant, "name": f"{title} - {variant}", "quantity": quantity,
+                "current_quantity": quantity, "fulfillable_quantity": quantity, "fulfillment_status": None,
+                "price": price, "price_set": self._money(price), "total_discount": "0.00",
+            })
+        subtotal = sum((Decimal(line["price"]) * line["quantity"] for line in lines), Decimal(0))
+        shipping = Decimal("50.00")
+        total = f"{subtotal + shipping:.2f}"
+        code, country, province, city, address1, address2, postal, first, last, phone = self.rng.choice(_PLACES)
+        address = {
+            "first_name": first, "last_name": last, "name": f"{first} {last}", "address1": address1,
+            "address2": address2, "city": city, "province": province, "province_code": None, "country": country,
+            "country_code": code, "zip": postal, "phone": phone, "company": None, "latitude": None, "longitude": None,
+        }
+        customer_id = 7_700_000_000_000 + self.rng.randint(1, 5000)
+        email = f"buyer{customer_id}@example.com"
+        stamp = self._stamp(moment)
+        if malformed == "quantity_text":  # what broken upstream integrations really send
+            lines[0]["quantity"] = "two"
+        elif malformed == "quantity_missing":
+            del lines[0]["quantity"]
+        elif malformed == "price_text":
+            lines[0]["price"] = "N/A"
+        payload = {
+            "id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+            "name": f"#{number}", "order_number": number, "number": number - 1000,
+            "created_at": stamp, "processed_at": stamp, "updated_at": stamp,
+            "cancelled_at": None, "cancel_reason": None, "closed_at": None, "confirmed": True, "test": False,
+            "financial_status": "paid", "fulfillment_status": None,
+            "currency": self.currency, "presentment_currency": self.currency,
+            "subtotal_price": f"{subtotal:.2f}", "total_discounts": "0.00", "total_tax": "0.00",
+            "taxes_included": False, "total_price": total, "total_price_set": self._money(total),
+            "total_shipping_price_set": self._money(f"{shipping:.2f}"), "current_total_price": total,
+            "total_outstanding": "0.00", "payment_gateway_names": ["shopify_payments"],
+            "email": email, "contact_email": email, "phone": None,
+            "customer": {"id": customer_id, "email": email, "first_name": first, "last_name": last,
+                         "currency": self.currency, "admin_graphql_api_id": f"gid://shopify/Customer/{customer_id}"},
+            "shipping_address": address, "billing_address": dict(address),
+            "shipping_lines": [{"id": next_id(), "title": "SF Express", "code": "SF", "price": f"{shipping:.2f}",
+                                "price_set": self._money(f"{shipping:.2f}"), "source": "shopify"}],
+            "line_items": lines,
+        }
+        return str(order_id), payload
+
+    def touch(self, order_id: str, moment: datetime) -> datetime:
+        """A new version with only `updated_at` changed (e.g. a note or tag edited)."""
+        return self._rewrite(order_id, moment, lambda entry, at: {**entry.payload, "updated_at": self._stamp(at)})
+
+    def cancel(self, order_id: str, moment: datetime) -> datetime:
+        def cancelled(entry: BookEntry, at: datetime) -> dict:
+            stamp = self._stamp(at)
+            return {**entry.payload, "updated_at": stamp, "cancelled_at": stamp, "cancel_reason": "customer",
+                    "financial_status": "voided"}
+
+        return self._rewrite(order_id, moment, cancelled, cancel=True)
+
+
+class AmazonOrders(_Generator):
+    """SP-API Orders v0 records: `{"order": Order, "items": [OrderItem, ...]}` for one marketplace."""
+
+    channel = "amazon"
+    malformations = ("price_text", "quantity_missing")
+
+    def __init__(self, book: OrderBook, rng: random.Random, marketplace: str = "A1PA6795UKMFR9"):
+        super().__init__(book, rng)
+        if marketplace not in AMAZON_MARKETPLACES:
+            raise ValueError(f"unknown marketplace {marketplace}; known: {sorted(AMAZON_MARKETPLACES)}")
+        self.marketplace = marketplace
+        self.sales_channel, self.currency, self._factor, self._decimals = AMAZON_MARKETPLACES[marketplace]
+
+    @staticmethod
+    def _stamp(moment: datetime) -> str:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _money(self, amount: Decimal) -> dict:
+        return {"CurrencyCode": self.currency, "Amount": f"{amount:.{self._decimals}f}"}
+
+    def _price(self, hkd: str) -> Decimal:
+        return (Decimal(hkd) * self._factor).quantize(Decimal(1).scaleb(-self._decimals))
+
+    def build(self, moment: datetime, *, malformed: str | None = None) -> tuple[str, dict]:
+        serial = next_id() % 10**14
+        order_id = f"{self.rng.choice(('028', '302', '303', '304', '305', '306'))}-{serial // 10**7:07d}-{serial % 10**7:07d}"
+        items, total, count = [], Decimal(0), 0
+        for index in range(self.rng.choice((1, 1, 2))):
+            sku, title, variant, hkd, _variant_id, _product_id, asin = self.rng.choice(_CATALOGUE)
+            quantity = self.rng.randint(1, 3)
+            unit = self._price(hkd)
+            shipping = self._price("45") if index == 0 else Decimal(0)
+            items.append({
+                "ASIN": asin, "SellerSKU": sku, "OrderItemId": f"{next_id() % 10**14:014d}",
+                "Title": f"{title} {variant}", "QuantityOrdered": quantity, "QuantityShipped": 0,
+                "ItemPrice": self._money(unit * quantity), "ShippingPrice": self._money(shipping),
+                "PromotionDiscount": self._money(Decimal(0)), "IsGift": "false", "ConditionId": "New",
+            })
+            total, count = total + unit * quantity + shipping, count + quantity
+        if malformed == "price_text":
+            items[0]["ItemPrice"]["Amount"] = "N/A"
+        elif malformed == "quantity_missing":
+            del items[0]["QuantityOrdered"]
+        country = _COUNTRY_OF[self.marketplace]
+        place = next(p for p in _PLACES if p[0] == country)
+        code, _country, province, city, address1, address2, postal, first, last, phone = place
+        name = f"{first} {last}" if code != "JP" else f"{last}{first}"
+        stamp = self._stamp(moment)
+        order = {
+            "AmazonOrderId": order_id, "SellerOrderId": order_id, "PurchaseDate": stamp, "LastUpdateDate": stamp,
+            "OrderStatus": "Unshipped", "FulfillmentChannel": "MFN", "SalesChannel": self.sales_channel,
+            "ShipServiceLevel": "Std Dom", "OrderTotal": self._money(total),
+            "NumberOfItemsShipped": 0, "NumberOfItemsUnshipped": count,
+            "PaymentMethod": "Other", "PaymentMethodDetails": ["Standard"], "MarketplaceId": self.marketplace,
+            "ShipmentServiceLevelCategory": "Standard", "OrderType": "StandardOrder",
+            "EarliestShipDate": self._stamp(moment + timedelta(days=1)),
+            "LatestShipDate": self._stamp(moment + timedelta(days=2)),
+            "IsBusinessOrder": False, "IsPrime": False, "IsPremiumOrder": False, "IsGlobalExpressEnabled": False,
+            "IsReplacementOrder": False, "IsSoldByAB": False, "IsISPU": False, "IsAccessPointOrder": False,
+            "ShippingAddress": {"Name": name, "AddressLine1": address1, **({"AddressLine2": address2} if address2 else {}),
+                                "City": city, "StateOrRegion": province, "PostalCode": postal, "CountryCode": code,
+                                "Phone": phone, "AddressType": "Residential"},
+            "BuyerInfo": {"BuyerEmail": f"{self.rng.getrandbits(60):015x}@marketplace.{self.sales_channel.lower()}"},
+        }
+        return order_id, {"order": order, "items": items}
+
+    def touch(self, order_id: str, moment: datetime) -> datetime:
+        def touched(entry: BookEntry, at: datetime) -> dict:
+            return {**entry.payload, "order": {**entry.payload["order"], "LastUpdateDate": self._stamp(at)}}
+
+        return self._rewrite(order_id, moment, touched)
+
+    def cancel(self, order_id: str, moment: datetime) -> datetime:
+        def cancelled(entry: BookEntry, at: datetime) -> dict:
+            order = {**entry.payload["order"], "LastUpdateDate": self._stamp(at), "OrderStatus": "Canceled",
+                     "NumberOfItemsUnshipped": 0}
+            for hidden in ("ShippingAddress", "BuyerInfo", "OrderTotal"):  # Amazon drops them once cancelled
+                order.pop(hidden, None)
+            items = entry.payload["items"]
+            if not entry.malformed:  # cancelled orders carry no prices; a malformed one stays malformed
+                items = [{k: v for k, v in item.items() if k not in ("ItemPrice", "ShippingPrice", "PromotionDiscount")}
+                         for item in items]
+            return {"order": order, "items": items}
+
+        return self._rewrite(order_id, moment, cancelled, cancel=True)
+
+
+def generator_for(channel: str, book: OrderBook, seed: int = 7, **options) -> _Generator:
+    generators = {"shopify": ShopifyOrders, "amazon": AmazonOrders}
+    if channel not in generators:
+        raise ValueError(f"no order generator for channel {channel!r}; known: {sorted(generators)}")
+    return generators[channel](book, random.Random(seed), **options)
 
 
 @dataclass(frozen=True)
 class Scenario:
     orders_per_day: float = 3000
     peak_factor: float = 1.0  # 50 for Double 11
-    duplicate_share: float = 0.05  # re-touched a little later, unchanged
+    duplicate_share: float = 0.05  # re-touched a little later, content unchanged
     cancel_share: float = 0.05  # cancelled a little later
     malformed_share: float = 0.0
-    late_update_seconds: float = 20.0
+    late_update_seconds: float = 20.0  # mean delay of a re-touch or cancellation (0.5x..1.5x)
     backdate: timedelta = timedelta(0)
     seed: int = 7
+    speed: float = 1.0  # scenario seconds per wall second: arrivals and late updates come this much faster
 
     @property
     def orders_per_second(self) -> float:
-        return self.orders_per_day * self.peak_factor / 86400
+        return self.orders_per_day * self.peak_factor * self.speed / 86400
 
 
 STEADY_DAY = Scenario()
 DOUBLE_11 = Scenario(peak_factor=50)
 
 
-class ShopifyOrders:
-    """Builds Shopify Admin REST order objects and writes them into a book."""
-
-    channel = "shopify"
-
-    def __init__(self, book: OrderBook, rng: random.Random):
-        self.book, self.rng = book, rng
-
-    def create(self, moment: datetime, *, malformed: bool = False) -> str:
-        order_id = 6_000_000_000_000 + next_id()
-        lines = []
-        for index in range(self.rng.choice((1, 1, 2, 3))):
-            sku, price = self.rng.choice(_SKUS)
-            lines.append({
-                "id": order_id * 10 + index, "variant_id": 44_000_000_000_000 + index, "product_id": 8_000_000_000_000,
-                "sku": sku, "title": sku.title(), "quantity": self.rng.randint(1, 3), "price": price,
-                "price_set": {"shop_money": {"amount": price, "currency_code": "HKD"}},
-            })
-        if malformed:
-            lines[0]["quantity"] = "two"  # what a broken upstream integration really sends
-        total = sum((Decimal(l["price"]) * l["quantity"] for l in lines if isinstance(l["quantity"], int)), Decimal(0))
-        country, province, city, address, postal, name = self.rng.choice(_PLACES)
-        stamp = moment.isoformat(timespec="seconds")
-        payload = {
-            "id": order_id, "name": f"#{order_id % 100000}", "order_number": order_id % 100000,
-            "created_at": stamp, "processed_at": stamp, "updated_at": stamp,
-            "cancelled_at": None, "cancel_reason": None, "closed_at": None,
-            "financial_status": "paid", "fulfillment_status": None, "currency": "HKD",
-            "total_price": f"{total:.2f}", "customer": {"id": 7_700_000_000_000 + self.rng.randint(1, 5000)},
-            "shipping_address": {"name": name, "address1": address, "address2": "", "city": city, "province": province,
-                                 "country_code": country, "zip": postal, "phone": "+852 5123 4567"},
-            "line_items": lines,
-        }
-        self.book.put(str(order_id), payload, updated_at=moment, created_at=moment, malformed=malformed)
-        return str(order_id)
-
-    def touch(self, order_id: str, moment: datetime) -> None:
-        entry = self.book.get(order_id)
-        payload = {**entry.payload, "updated_at": moment.isoformat(timespec="seconds")}
-        self.book.put(order_id, payload, updated_at=moment, created_at=entry.created_at, open=entry.open, malformed=entry.malformed)
-
-    def cancel(self, order_id: str, moment: datetime) -> None:
-        entry = self.book.get(order_id)
-        stamp = moment.isoformat(timespec="seconds")
-        payload = {**entry.payload, "updated_at": stamp, "cancelled_at": stamp, "cancel_reason": "customer",
-                   "financial_status": "voided"}
-        self.book.put(order_id, payload, updated_at=moment, created_at=entry.created_at, open=False, malformed=entry.malformed)
-
-
-class AmazonOrders:
-    """Builds SP-API Order + OrderItems records (`{"order", "items"}`) and writes them into a book."""
-
-    channel = "amazon"
-    marketplace = "A1PA6795UKMFR9"
-
-    def __init__(self, book: OrderBook, rng: random.Random):
-        self.book, self.rng = book, rng
-
-    def create(self, moment: datetime, *, malformed: bool = False) -> str:
-        serial = next_id()
-        order_id = f"{300 + serial % 600:03d}-{serial % 10**7:07d}-{self.rng.randint(0, 10**7 - 1):07d}"
-        items = []
-        for index in range(self.rng.choice((1, 1, 2))):
-            sku, price = self.rng.choice(_SKUS)
-            quantity = self.rng.randint(1, 3)
-            items.append({
-                "ASIN": f"B0{serial % 10**8:08d}", "SellerSKU": sku, "OrderItemId": f"{serial}{index:02d}",
-                "Title": sku.title(), "QuantityOrdered": quantity, "QuantityShipped": 0,
-                "ItemPrice": {"CurrencyCode": "EUR", "Amount": f"{Decimal(price) / 10 * quantity:.2f}"},
-            })
-        if malformed:
-            items[0]["ItemPrice"]["Amount"] = "N/A"
-        total = sum((Decimal(i["ItemPrice"]["Amount"]) for i in items if i["ItemPrice"]["Amount"] != "N/A"), Decimal(0))
-        country, province, city, address, postal, name = self.rng.choice(_PLACES)
-        stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-        order = {
-            "AmazonOrderId": order_id, "PurchaseDate": stamp, "LastUpdateDate": stamp, "OrderStatus": "Unshipped",
-            "FulfillmentChannel": "MFN", "SalesChannel": "Amazon.de", "MarketplaceId": self.marketplace,
-            "OrderTotal": {"CurrencyCode": "EUR", "Amount": f"{total:.2f}"},
-            "NumberOfItemsShipped": 0, "NumberOfItemsUnshipped": len(items),
-            "ShippingAddress": {"Name": name, "AddressLine1": address, "City": city, "StateOrRegion": province,
-                                "PostalCode": postal, "CountryCode": country, "Phone": "+49 711 555 0142"},
-            "BuyerInfo": {"BuyerEmail": f"{self.rng.randint(1, 5000)}@marketplace.amazon.de"},
-        }
-        self.book.put(order_id, {"order": order, "items": items}, updated_at=moment, created_at=moment, malformed=malformed)
-        return order_id
-
-    def touch(self, order_id: str, moment: datetime) -> None:
-        entry = self.book.get(order_id)
-        order = {**entry.payload["order"], "LastUpdateDate": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
-        self.book.put(order_id, {**entry.payload, "order": order}, updated_at=moment, created_at=entry.created_at, malformed=entry.malformed)
-
-    def cancel(self, order_id: str, moment: datetime) -> None:
-        entry = self.book.get(order_id)
-        order = {**entry.payload["order"], "LastUpdateDate": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "OrderStatus": "Canceled"}
-        self.book.put(order_id, {**entry.payload, "order": order}, updated_at=moment, created_at=entry.created_at, open=False, malformed=entry.malformed)
-
-
-def generator_for(channel: str, book: OrderBook, seed: int = 7):
-    rng = random.Random(seed)
-    return {"shopify": ShopifyOrders, "amazon": AmazonOrders}[channel](book, rng)
-
-
 class ScenarioRunner:
-    """Feeds generators with orders at the scenario's rate, plus its duplicates and cancellations."""
+    """Feeds order books (or generators) at the scenario's rate, with its re-touches and cancellations.
 
-    def __init__(self, generators: list, scenario: Scenario):
-        self.generators = generators
+    `targets`: an OrderBook whose `channel` is set, a generator, or a list of them. Records what it
+    did in `created_ids`, `touched_ids`, `cancelled_ids` and `malformed_ids` (ground truth for tests).
+    """
+
+    def __init__(self, targets, scenario: Scenario = STEADY_DAY):
+        targets = targets if isinstance(targets, (list, tuple)) else [targets]
+        if not targets:
+            raise ValueError("a scenario needs at least one order book or generator")
         self.scenario = scenario
+        self.generators = [
+            generator_for(t.channel, t, seed=scenario.seed + index) if isinstance(t, OrderBook) else t
+            for index, t in enumerate(targets)
+        ]
         self._rng = random.Random(scenario.seed)
-        self._later: list[tuple[float, str, object, str]] = []  # (due, action, generator, order id)
+        self._later: list[tuple[float, str, _Generator, str]] = []  # (due monotonic, action, generator, id)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._turn = itertools.count()
         self.created = 0
+        self.created_ids: list[str] = []
+        self.touched_ids: list[str] = []
+        self.cancelled_ids: list[str] = []
+        self.malformed_ids: list[str] = []
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
+        """The scenario's "now": wall time shifted by the backdate."""
         return datetime.now(timezone.utc) - self.scenario.backdate
 
-    def create_one(self, generator) -> str:
-        malformed = self._rng.random() < self.scenario.malformed_share
-        order_id = generator.create(self._now(), malformed=malformed)
-        due = time.time() + self.scenario.late_update_seconds
-        if self._rng.random() < self.scenario.cancel_share:
-            self._later.append((due, "cancel", generator, order_id))
-        elif self._rng.random() < self.scenario.duplicate_share:
-            self._later.append((due, "touch", generator, order_id))
-        self.created += 1
+    def _decide(self, generator: _Generator) -> tuple[str | bool, str | None, float]:
+        """(malformation or False, late action, its delay in wall seconds), all from the seeded stream."""
+        scenario = self.scenario
+        with self._lock:
+            malformed = self._rng.random() < scenario.malformed_share and self._rng.choice(generator.malformations)
+            draw = self._rng.random()
+            delay = self._rng.uniform(0.5, 1.5) * scenario.late_update_seconds / scenario.speed
+        action = "cancel" if draw < scenario.cancel_share else (
+            "touch" if draw < scenario.cancel_share + scenario.duplicate_share else None)
+        return malformed, action, delay
+
+    def _created(self, generator: _Generator, moment: datetime, malformed: str | bool) -> str:
+        order_id = generator.create(moment, malformed=malformed)
+        with self._lock:
+            self.created += 1
+            self.created_ids.append(order_id)
+            if malformed:
+                self.malformed_ids.append(order_id)
         return order_id
 
-    def seed_backlog(self, count_per_generator: int, spread: timedelta = timedelta(hours=1)) -> None:
-        """Orders that arrived over the last `spread` (before the backdate), written at once."""
+    def _apply(self, action: str, generator: _Generator, order_id: str, moment: datetime) -> None:
+        getattr(generator, action)(order_id, moment)
+        with self._lock:
+            (self.cancelled_ids if action == "cancel" else self.touched_ids).append(order_id)
+
+    def create_one(self, generator: _Generator | None = None) -> str:
+        """One order now, with its late update (if any) scheduled."""
+        generator = generator or self.generators[next(self._turn) % len(self.generators)]
+        malformed, action, delay = self._decide(generator)
+        order_id = self._created(generator, self.now(), malformed)
+        if action:
+            with self._lock:
+                self._later.append((time.monotonic() + delay, action, generator, order_id))
+        return order_id
+
+    def seed_backlog(self, count_per_generator: int, spread: timedelta = timedelta(hours=1)) -> list[str]:
+        """Orders that arrived over the last `spread` (before the backdate), written at once, with
+        their late updates already applied (capped at the scenario's now)."""
+        end, made = self.now(), []
         for generator in self.generators:
             for index in range(count_per_generator):
-                moment = self._now() - spread + spread * (index + 1) / (count_per_generator + 1)
-                generator.create(moment, malformed=self._rng.random() < self.scenario.malformed_share)
-                self.created += 1
+                moment = end - spread + spread * (index + 1) / (count_per_generator + 1)
+                malformed, action, delay = self._decide(generator)
+                order_id = self._created(generator, moment, malformed)
+                if action:
+                    self._apply(action, generator, order_id, min(moment + timedelta(seconds=delay), end))
+                made.append(order_id)
+        return made
+
+    @property
+    def pending_updates(self) -> int:
+        with self._lock:
+            return len(self._later)
 
     def apply_due_updates(self, *, all_now: bool = False) -> int:
-        applied = 0
         with self._lock:
-            due_now = [item for item in self._later if all_now or item[0] <= time.time()]
-            self._later = [item for item in self._later if item not in due_now]
-        for _due, action, generator, order_id in due_now:
-            getattr(generator, action)(order_id, self._now())
-            applied += 1
-        return applied
+            now = time.monotonic()
+            due = [item for item in self._later if all_now or item[0] <= now]
+            self._later = [item for item in self._later if not (all_now or item[0] <= now)]
+        for _due, action, generator, order_id in due:
+            self._apply(action, generator, order_id, self.now())
+        return len(due)
 
-    def start(self, *, total: int | None = None, duration: float | None = None) -> "ScenarioRunner":
+    def start(self, *, total: int | None = None, duration: float | None = None) -> ScenarioRunner:
+        """Create orders in a background thread until `total` orders or `duration` seconds (or stop())."""
+
         def run() -> None:
             interval = 1 / max(self.scenario.orders_per_second, 1e-9)
-            started, made, turn = time.monotonic(), 0, 0
+            started, made = time.monotonic(), 0
             while not self._stop.is_set():
                 if (total is not None and made >= total) or (duration is not None and time.monotonic() - started >= duration):
                     break
@@ -212,17 +424,20 @@ class ScenarioRunner:
                     self._stop.wait(min(due - time.monotonic(), 0.2))
                     self.apply_due_updates()
                     continue
-                self.create_one(self.generators[turn % len(self.generators)])
-                made, turn = made + 1, turn + 1
-            while not self._stop.is_set() and self._later:
+                self.create_one()
+                made += 1
+                if made % 50 == 0:  # a run behind schedule never waits: apply late updates as it goes
+                    self.apply_due_updates()
+            while not self._stop.is_set() and self.pending_updates:
                 self.apply_due_updates()
-                self._stop.wait(0.2)
+                self._stop.wait(0.05)
 
         self._thread = threading.Thread(target=run, name="scenario", daemon=True)
         self._thread.start()
         return self
 
     def wait(self, timeout: float | None = None) -> None:
+        """Until the run (including its pending late updates) is over."""
         if self._thread:
             self._thread.join(timeout)
 

@@ -1,122 +1,163 @@
-"""Amazon SP-API Orders v0 (getOrders order + its getOrderItems) -> canonical order.
+"""Amazon SP-API Orders v0 (a getOrders Order + its getOrderItems) -> canonical order.
 
-A raw record is `{"order": <Order>, "items": [<OrderItem>, ...]}`: the poller joins the two calls.
+A raw record is `{"order": <Order>, "items": [<OrderItem>, ...]}`: `split_response` joins a saved
+getOrders response with the getOrderItems responses keyed by order id (the poller does the same).
 Mapping decisions (facts: shared/channels/CHANNELS.md sections 6 and 9):
-- id: `AmazonOrderId`; line id `OrderItemId`; sku = `ASIN`, seller_sku = `SellerSKU`.
-- status: Pending/PendingAvailability -> pending_payment; Unshipped/PartiallyShipped -> paid;
-  Shipped/InvoiceUnconfirmed -> shipped; Canceled/Unfulfillable -> cancelled. Refunds are not in
-  the Orders API (Finances API), so they never appear here.
-- money: `ItemPrice` is the price of the whole quantity, so unit_price = ItemPrice / QuantityOrdered,
-  exact when it divides, else rounded half-even to 4 places. Pending and cancelled orders carry no
-  prices: unit_price 0. total = OrderTotal, else the sum of ItemPrice, else 0; currency from
-  OrderTotal, else the items, else the marketplace's currency.
-- buyer: `BuyerInfo.BuyerEmail`, Amazon's stable anonymised relay address (no buyer id exists).
-- times: PurchaseDate -> created_at, LastUpdateDate -> updated_at. Amazon gives no payment time;
-  paid_at = PurchaseDate once the order is paid or shipped.
-- ship_to: `ShippingAddress` (absent for pending and cancelled orders): AddressLine1-3 joined.
+- ids: `AmazonOrderId`; line id `OrderItemId`; sku = `ASIN`, seller_sku = `SellerSKU`.
+- status (any other OrderStatus is malformed):
+    Pending, PendingAvailability ...... pending_payment
+    Unshipped, PartiallyShipped ....... paid
+    Shipped, InvoiceUnconfirmed ....... shipped
+    Canceled, Unfulfillable ........... cancelled
+  Refunds live in the Finances API, so refunding/refunded never come from here.
+  channel_status is the raw OrderStatus.
+- money, Decimal from the platform's strings: `ItemPrice` prices the whole quantity, so
+  unit_price = ItemPrice.Amount / QuantityOrdered, kept exact when the division is exact, else
+  rounded half-even to 4 places (10.00 / 3 -> 3.3333); QuantityOrdered 0 -> the ItemPrice amount.
+  No ItemPrice (pending and cancelled orders carry no prices) -> unit_price 0.
+  total = OrderTotal.Amount, else the sum of the ItemPrice amounts, else 0.
+  currency = OrderTotal.CurrencyCode, else the first item price's, else the marketplace's
+  (MARKETPLACE_CURRENCY); none of these -> malformed.
+- buyer: `BuyerInfo.BuyerEmail`, Amazon's anonymised relay address (there is no buyer id).
+- times: created_at = PurchaseDate, updated_at = LastUpdateDate. Amazon gives no payment time, so
+  paid_at = PurchaseDate once the order is paid or shipped (Amazon charges at purchase), else None.
+- ship_to: `ShippingAddress` (absent before payment and for cancelled orders -> all nulls):
+  province = StateOrRegion, district = District or County or Municipality, AddressLine1-3 joined.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, Inexact, localcontext
 
-from oms.domain.order import CanonicalOrder, MalformedOrderError, build_order
+from oms.domain.order import CanonicalOrder, MalformedOrderError, OrderStatus, build_order
 from oms.normalizers._fields import as_dict, as_list, iso_time, joined, money, required_text, text, whole_number
 
 CHANNEL = "amazon"
 
 _STATUS = {
-    "Pending": "pending_payment",
-    "PendingAvailability": "pending_payment",
-    "Unshipped": "paid",
-    "PartiallyShipped": "paid",
-    "Shipped": "shipped",
-    "InvoiceUnconfirmed": "shipped",
-    "Canceled": "cancelled",
-    "Unfulfillable": "cancelled",
+    "Pending": OrderStatus.PENDING_PAYMENT,
+    "PendingAvailability": OrderStatus.PENDING_PAYMENT,
+    "Unshipped": OrderStatus.PAID,
+    "PartiallyShipped": OrderStatus.PAID,
+    "Shipped": OrderStatus.SHIPPED,
+    "InvoiceUnconfirmed": OrderStatus.SHIPPED,
+    "Canceled": OrderStatus.CANCELLED,
+    "Unfulfillable": OrderStatus.CANCELLED,
 }
+_PAID = {OrderStatus.PAID, OrderStatus.SHIPPED}
 
-# Marketplace id -> currency (SP-API "Marketplace IDs" reference).
+# Marketplace id -> currency (SP-API "Marketplace IDs" reference), for orders with no price at all.
 MARKETPLACE_CURRENCY = {
-    "ATVPDKIKX0DER": "USD", "A2EUQ1WTGCTBG2": "CAD", "A1AM78C64UM0Y8": "MXN", "A2Q3Y263D00KWC": "BRL",
-    "A1PA6795UKMFR9": "EUR", "A1RKKUPIHCS9HS": "EUR", "A13V1IB3VIYZZH": "EUR", "APJ6JRA9NG5V4": "EUR",
-    "A1805IZSGTT6HS": "EUR", "AMEN7PMS3EDWL": "EUR", "A1F83G8C2ARO7P": "GBP", "A2NODRKZP88ZB9": "SEK",
-    "A1C3SOZRARQ6R3": "PLN", "A33AVAJ2PDY3EV": "TRY", "A21TJRUUN4KGV": "INR", "A1VC38T7YXB528": "JPY",
-    "A39IBJ37TRP1C6": "AUD", "A19VAU5U5O7RUS": "SGD", "A2VIGQ35RCS4UG": "AED", "A17E79C6D8DWNP": "SAR",
-    "ARBP9OOSHTCHU": "EGP",
+    "ATVPDKIKX0DER": "USD",  # US
+    "A2EUQ1WTGCTBG2": "CAD",  # CA
+    "A1AM78C64UM0Y8": "MXN",  # MX
+    "A2Q3Y263D00KWC": "BRL",  # BR
+    "A1PA6795UKMFR9": "EUR",  # DE
+    "A1RKKUPIHCS9HS": "EUR",  # ES
+    "A13V1IB3VIYZZH": "EUR",  # FR
+    "APJ6JRA9NG5V4": "EUR",  # IT
+    "A1805IZSGTT6HS": "EUR",  # NL
+    "AMEN7PMS3EDWL": "EUR",  # BE
+    "A1F83G8C2ARO7P": "GBP",  # UK
+    "A2NODRKZP88ZB9": "SEK",  # SE
+    "A1C3SOZRARQ6R3": "PLN",  # PL
+    "A33AVAJ2PDY3EV": "TRY",  # TR
+    "A21TJRUUN4KGV": "INR",  # IN
+    "A1VC38T7YXB528": "JPY",  # JP
+    "A39IBJ37TRP1C6": "AUD",  # AU
+    "A19VAU5U5O7RUS": "SGD",  # SG
+    "A2VIGQ35RCS4UG": "AED",  # AE
+    "A17E79C6D8DWNP": "SAR",  # SA
+    "ARBP9OOSHTCHU": "EGP",  # EG
 }
 _PRICE_PLACES = Decimal("0.0001")
 
 
-def split_response(document: dict) -> list[dict]:
+def _dig(value: object, *keys: str) -> object:
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def split_response(document: object) -> list[dict]:
     """Join a saved getOrders response with its getOrderItems responses (keyed by order id)."""
-    if not isinstance(document, dict) or "getOrders" not in document:
-        raise ValueError("an Amazon file holds {'getOrders': ..., 'getOrderItems': {orderId: ...}}")
-    orders = document["getOrders"].get("payload", {}).get("Orders", [])
-    items_by_order = document.get("getOrderItems") or {}
+    orders = _dig(document, "getOrders", "payload", "Orders")
+    items_by_order = _dig(document, "getOrderItems")
+    items_by_order = {} if items_by_order is None else items_by_order
+    if not isinstance(orders, list) or not isinstance(items_by_order, dict):
+        raise ValueError(
+            "an Amazon file is {'getOrders': {'payload': {'Orders': [...]}}, "
+            "'getOrderItems': {orderId: {'payload': {'OrderItems': [...]}}}}"
+        )
     records = []
     for order in orders:
-        order_id = order.get("AmazonOrderId") if isinstance(order, dict) else None
-        items = (items_by_order.get(order_id) or {}).get("payload", {}).get("OrderItems", [])
-        records.append({"order": order, "items": items})
+        order_id = order_id_of({"order": order})
+        items = _dig(items_by_order.get(order_id), "payload", "OrderItems") if order_id else None
+        records.append({"order": order, "items": [] if items is None else items})
     return records
 
 
 def order_id_of(raw: object) -> str | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("order"), dict):
-        return None
-    return text(raw["order"].get("AmazonOrderId"))
+    order_id = _dig(raw, "order", "AmazonOrderId")
+    return text(order_id) if isinstance(order_id, str) else None
 
 
-def _unit_price(item: dict, quantity: int, where: str) -> Decimal:
-    price = item.get("ItemPrice")
-    if price is None:
-        return Decimal("0")
-    amount = money(as_dict(price, f"{where}ItemPrice").get("Amount"), f"{where}ItemPrice.Amount")
+def _unit_price(amount: Decimal, quantity: int) -> Decimal:
     if quantity == 0:
         return amount
-    unit = amount / quantity
-    return unit if unit * quantity == amount and unit == unit.quantize(_PRICE_PLACES) else unit.quantize(
-        _PRICE_PLACES, rounding=ROUND_HALF_EVEN
-    )
+    with localcontext() as context:
+        context.traps[Inexact] = True
+        try:
+            return amount / quantity
+        except Inexact:
+            pass
+    return (amount / quantity).quantize(_PRICE_PLACES, rounding=ROUND_HALF_EVEN)
 
 
-def _lines(items: list) -> list[dict]:
-    lines = []
-    for index, item in enumerate(items):
-        where = f"items[{index}]."
-        item = as_dict(item, f"items[{index}]")
-        quantity = whole_number(item.get("QuantityOrdered"), f"{where}QuantityOrdered")
-        lines.append(
-            {
-                "line_id": required_text(item, "OrderItemId", where),
-                "sku": text(item.get("ASIN")),
-                "seller_sku": text(item.get("SellerSKU")),
-                "quantity": quantity,
-                "unit_price": _unit_price(item, quantity, where),
-            }
-        )
-    return lines
+def _item(item: object, index: int) -> tuple[dict, Decimal | None, str | None]:
+    """One OrderItem -> (line, ItemPrice amount or None, ItemPrice currency or None)."""
+    where = f"items[{index}]"
+    if not isinstance(item, dict):
+        raise MalformedOrderError(f"{where}: expected an object, got {type(item).__name__}")
+    line_id = required_text(item, "OrderItemId", f"{where}.")
+    quantity = whole_number(item.get("QuantityOrdered"), f"{where}.QuantityOrdered")
+    if quantity < 0:
+        raise MalformedOrderError(f"{where}.QuantityOrdered: {quantity} is negative")
+    price = item.get("ItemPrice")
+    if price is not None:
+        price = as_dict(price, f"{where}.ItemPrice")
+    amount = None if price is None else money(price.get("Amount"), f"{where}.ItemPrice.Amount")
+    line = {
+        "line_id": line_id,
+        "sku": text(item.get("ASIN")),
+        "seller_sku": text(item.get("SellerSKU")),
+        "quantity": quantity,
+        "unit_price": Decimal(0) if amount is None else _unit_price(amount, quantity),
+    }
+    return line, amount, text(_dig(price, "CurrencyCode"))
 
 
-def _total_and_currency(order: dict, items: list[dict]) -> tuple[Decimal, str]:
-    total = order.get("OrderTotal")
-    if total is not None:
-        total = as_dict(total, "OrderTotal")
-        amount = money(total.get("Amount"), "OrderTotal.Amount")
-        currency = text(total.get("CurrencyCode"))
+def _total_and_currency(order: dict, prices: list[Decimal], currencies: list[str]) -> tuple[Decimal, str]:
+    order_total = order.get("OrderTotal")
+    if order_total is None:
+        total = sum(prices, Decimal(0))
     else:
-        prices = [as_dict(item.get("ItemPrice"), "ItemPrice") for item in items if item.get("ItemPrice")]
-        amount = sum((money(p.get("Amount"), "ItemPrice.Amount") for p in prices), Decimal("0"))
-        currency = next((text(p.get("CurrencyCode")) for p in prices if p.get("CurrencyCode")), None)
-    currency = currency or MARKETPLACE_CURRENCY.get(text(order.get("MarketplaceId")) or "")
+        total = money(as_dict(order_total, "order.OrderTotal").get("Amount"), "order.OrderTotal.Amount")
+    currency = (
+        text(_dig(order_total, "CurrencyCode"))
+        or next(iter(currencies), None)
+        or MARKETPLACE_CURRENCY.get(text(order.get("MarketplaceId")) or "")
+    )
     if currency is None:
-        raise MalformedOrderError("currency: no OrderTotal, item price or known MarketplaceId to read it from")
-    return amount, currency
+        raise MalformedOrderError(
+            "currency: no OrderTotal.CurrencyCode, no ItemPrice.CurrencyCode and "
+            f"MarketplaceId {order.get('MarketplaceId')!r} is not a known marketplace"
+        )
+    return total, currency
 
 
 def _ship_to(order: dict) -> dict:
-    address = as_dict(order.get("ShippingAddress"), "ShippingAddress")
+    address = as_dict(order.get("ShippingAddress"), "order.ShippingAddress")
     return {
         "country": text(address.get("CountryCode")),
         "province": text(address.get("StateOrRegion")),
@@ -134,14 +175,20 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     try:
         if order_id is None:
-            raise MalformedOrderError("order.AmazonOrderId: missing")
-        order = raw["order"]
-        items = as_list(raw.get("items"), "items")
+            found = _dig(raw, "order", "AmazonOrderId")
+            reason = "missing" if found in (None, "") else f"{found!r} is not an order id"
+            raise MalformedOrderError(f"order.AmazonOrderId: {reason}")
+        order = raw["order"]  # a dict: order_id_of found an id in it
         channel_status = required_text(order, "OrderStatus", "order.")
         if channel_status not in _STATUS:
             raise MalformedOrderError(f"order.OrderStatus: unknown value {channel_status!r}")
         status = _STATUS[channel_status]
-        total, currency = _total_and_currency(order, items)
+        items = [_item(item, index) for index, item in enumerate(as_list(raw.get("items"), "items"))]
+        total, currency = _total_and_currency(
+            order,
+            prices=[amount for _, amount, _ in items if amount is not None],
+            currencies=[code for _, _, code in items if code],
+        )
         purchased = iso_time(order.get("PurchaseDate"), "order.PurchaseDate")
         return build_order(
             channel=CHANNEL,
@@ -152,13 +199,14 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             buyer_id=text(as_dict(order.get("BuyerInfo"), "order.BuyerInfo").get("BuyerEmail")),
             currency=currency,
             total=total,
-            lines=_lines(items),
+            lines=[line for line, _, _ in items],
             ship_to=_ship_to(order),
             created_at=purchased,
-            paid_at=purchased if status in ("paid", "shipped") else None,
+            paid_at=purchased if status in _PAID else None,
             updated_at=iso_time(order.get("LastUpdateDate"), "order.LastUpdateDate"),
         )
     except MalformedOrderError as error:
         raise MalformedOrderError(error.reason, order_id) from error
-    except (AttributeError, TypeError, ValueError, KeyError) as error:
+    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
+        # Shapes the readers above do not foresee (e.g. a date out of range): still a quarantine, never a crash.
         raise MalformedOrderError(f"unreadable order: {error}", order_id) from error

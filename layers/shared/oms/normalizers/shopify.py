@@ -1,86 +1,101 @@
-"""Shopify Admin REST order -> canonical order.
+"""Shopify Admin REST order (one element of `orders` in orders.json) -> canonical order.
 
 Mapping decisions (facts: shared/channels/CHANNELS.md sections 8 and 9):
-- id: `id` (int64) as text; line id `line_items[].id`; sku = `variant_id`, seller_sku = `sku`.
-- buyer: `customer.id` (None for guest checkouts).
-- money: the shop currency (`currency`, `total_price`, `line_items[].price`), decimal strings as given.
-- status, first match wins: `cancelled_at` set or financial `voided` -> cancelled; financial
-  `refunded` -> refunded; `partially_refunded` -> refunding; `pending` -> pending_payment;
-  fulfillment `fulfilled` -> completed when the order is closed, else shipped; `partial` -> shipped;
-  otherwise (paid, authorized, partially_paid) -> paid.
-- channel_status: "financial/fulfillment" plus "/cancelled" when cancelled, e.g. "paid/unfulfilled".
-- times: created_at, updated_at; paid_at = processed_at once money is paid or authorized. All
-  converted from their offsets to UTC.
-- ship_to: shipping_address, plain text (Shopify does not encrypt); address1 and address2 joined.
+- ids: `id` (int64) as text; line id `line_items[].id`; sku = `variant_id` (the stock-keeping
+  unit Shopify identifies), seller_sku = the merchant's `sku` (blank -> None).
+- buyer: `customer.id` as text; None for guest checkouts.
+- money: shop money only (`currency`, `total_price`, `line_items[].price`), Decimal from the
+  platform's string with its precision kept; presentment money is ignored.
+- status, first match wins:
+    cancelled_at set ................................ cancelled
+    financial refunded .............................. refunded
+    financial partially_refunded .................... refunding
+    financial voided or expired ..................... cancelled
+    financial pending ............................... pending_payment
+    fulfillment fulfilled ........................... completed if closed_at is set, else shipped
+    fulfillment partial ............................. shipped
+    paid / authorized / partially_paid, otherwise ... paid  (unfulfilled or restocked)
+  An unknown or missing financial_status, or an unknown fulfillment_status, is malformed.
+- channel_status: "<financial>/<fulfillment>" with a null fulfillment shown as "unfulfilled",
+  plus "/cancelled" when cancelled_at is set or else "/closed" when closed_at is set,
+  e.g. "paid/unfulfilled", "paid/fulfilled/closed", "refunded/unfulfilled/cancelled".
+- times: created_at, updated_at; paid_at = processed_at when money was taken or authorized
+  (paid, partially_paid, authorized, partially_refunded, refunded), else None. Offsets -> UTC `Z`.
+- ship_to: `shipping_address` in plain text (Shopify does not encrypt): country = country_code,
+  address = address1 and address2 joined with ", ", postal_code = zip; none -> all nulls.
 """
 
 from __future__ import annotations
 
-from oms.domain.order import CanonicalOrder, MalformedOrderError, build_order
-from oms.normalizers._fields import (
-    as_dict,
-    as_list,
-    iso_time,
-    joined,
-    money,
-    required_text,
-    text,
-    whole_number,
-)
+from oms.domain.order import CanonicalOrder, MalformedOrderError, OrderStatus, build_order
+from oms.normalizers._fields import as_dict, as_list, iso_time, joined, money, required_text, text, whole_number
 
 CHANNEL = "shopify"
-_PAID_FINANCIAL = {"paid", "partially_paid", "partially_refunded", "refunded", "authorized"}
-_KNOWN_FINANCIAL = _PAID_FINANCIAL | {"pending", "voided", "expired"}
+
+_PAID_FINANCIAL = {"paid", "partially_paid", "authorized", "partially_refunded", "refunded"}
+_FINANCIAL_STATUS = {
+    "refunded": OrderStatus.REFUNDED,
+    "partially_refunded": OrderStatus.REFUNDING,
+    "voided": OrderStatus.CANCELLED,
+    "expired": OrderStatus.CANCELLED,
+    "pending": OrderStatus.PENDING_PAYMENT,
+}
+_FULFILLMENT_STATUSES = {"unfulfilled", "partial", "fulfilled", "restocked"}
 
 
-def split_response(document: dict) -> list[dict]:
+def split_response(document: object) -> list[dict]:
+    """The orders of one orders.json response."""
     orders = document.get("orders") if isinstance(document, dict) else None
     if not isinstance(orders, list):
-        raise ValueError("a Shopify orders.json response has an `orders` list")
+        raise ValueError("a Shopify orders.json response is an object with an `orders` list")
     return orders
 
 
 def order_id_of(raw: object) -> str | None:
-    return text(raw.get("id")) if isinstance(raw, dict) else None
+    """`id` as text, or None when absent or not an id (an int or a non-blank string)."""
+    if not isinstance(raw, dict):
+        return None
+    value = raw.get("id")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    return text(value)
 
 
-def _status(raw: dict) -> tuple[str, str]:
-    financial = text(raw.get("financial_status")) or "pending"
+def _status(raw: dict) -> tuple[OrderStatus, str]:
+    financial = required_text(raw, "financial_status", "")
     fulfillment = text(raw.get("fulfillment_status")) or "unfulfilled"
-    if financial not in _KNOWN_FINANCIAL:
+    if financial not in _PAID_FINANCIAL | _FINANCIAL_STATUS.keys():
         raise MalformedOrderError(f"financial_status: unknown value {financial!r}")
-    cancelled = raw.get("cancelled_at") is not None
-    channel_status = f"{financial}/{fulfillment}" + ("/cancelled" if cancelled else "")
-    if cancelled or financial in ("voided", "expired"):
-        return "cancelled", channel_status
-    if financial == "refunded":
-        return "refunded", channel_status
-    if financial == "partially_refunded":
-        return "refunding", channel_status
-    if financial == "pending":
-        return "pending_payment", channel_status
+    if fulfillment not in _FULFILLMENT_STATUSES:
+        raise MalformedOrderError(f"fulfillment_status: unknown value {fulfillment!r}")
+    cancelled, closed = raw.get("cancelled_at") is not None, raw.get("closed_at") is not None
+    channel_status = f"{financial}/{fulfillment}" + ("/cancelled" if cancelled else "/closed" if closed else "")
+    if cancelled:
+        return OrderStatus.CANCELLED, channel_status
+    if financial in _FINANCIAL_STATUS:
+        return _FINANCIAL_STATUS[financial], channel_status
     if fulfillment == "fulfilled":
-        return ("completed" if raw.get("closed_at") else "shipped"), channel_status
+        return (OrderStatus.COMPLETED if closed else OrderStatus.SHIPPED), channel_status
     if fulfillment == "partial":
-        return "shipped", channel_status
-    return "paid", channel_status
+        return OrderStatus.SHIPPED, channel_status
+    return OrderStatus.PAID, channel_status
 
 
-def _lines(raw: dict) -> list[dict]:
-    lines = []
-    for index, line in enumerate(as_list(raw.get("line_items"), "line_items")):
-        where = f"line_items[{index}]."
-        line = as_dict(line, f"line_items[{index}]")
-        lines.append(
-            {
-                "line_id": required_text(line, "id", where),
-                "sku": text(line.get("variant_id")),
-                "seller_sku": text(line.get("sku")),
-                "quantity": whole_number(line.get("quantity"), f"{where}quantity"),
-                "unit_price": money(line.get("price"), f"{where}price"),
-            }
-        )
-    return lines
+def _line(line: object, index: int) -> dict:
+    where = f"line_items[{index}]"
+    if not isinstance(line, dict):
+        raise MalformedOrderError(f"{where}: expected an object, got {type(line).__name__}")
+    line_id = required_text(line, "id", f"{where}.")
+    quantity = whole_number(line.get("quantity"), f"{where}.quantity")
+    if quantity < 0:
+        raise MalformedOrderError(f"{where}.quantity: {quantity} is negative")
+    return {
+        "line_id": line_id,
+        "sku": text(line.get("variant_id")),
+        "seller_sku": text(line.get("sku")),
+        "quantity": quantity,
+        "unit_price": money(line.get("price"), f"{where}.price"),
+    }
 
 
 def _ship_to(raw: dict) -> dict:
@@ -92,7 +107,7 @@ def _ship_to(raw: dict) -> dict:
         "district": None,
         "address": joined(address.get("address1"), address.get("address2")),
         "postal_code": text(address.get("zip")),
-        "name": text(address.get("name")) or joined(address.get("first_name"), address.get("last_name")),
+        "name": text(address.get("name")),
         "phone": text(address.get("phone")),
         "encrypted": False,
     }
@@ -101,10 +116,13 @@ def _ship_to(raw: dict) -> dict:
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     try:
+        if not isinstance(raw, dict):
+            raise MalformedOrderError(f"order: expected an object, got {type(raw).__name__}")
         if order_id is None:
-            raise MalformedOrderError("id: missing")
+            found = raw.get("id")
+            raise MalformedOrderError("id: missing" if found in (None, "") else f"id: {found!r} is not an order id")
         status, channel_status = _status(raw)
-        financial = text(raw.get("financial_status")) or "pending"
+        financial = text(raw.get("financial_status"))
         return build_order(
             channel=CHANNEL,
             shop_id=shop_id,
@@ -114,7 +132,7 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             buyer_id=text(as_dict(raw.get("customer"), "customer").get("id")),
             currency=required_text(raw, "currency", ""),
             total=money(raw.get("total_price"), "total_price"),
-            lines=_lines(raw),
+            lines=[_line(line, index) for index, line in enumerate(as_list(raw.get("line_items"), "line_items"))],
             ship_to=_ship_to(raw),
             created_at=iso_time(raw.get("created_at"), "created_at"),
             paid_at=iso_time(raw.get("processed_at"), "processed_at") if financial in _PAID_FINANCIAL else None,
@@ -122,5 +140,6 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
         )
     except MalformedOrderError as error:
         raise MalformedOrderError(error.reason, order_id) from error
-    except (AttributeError, TypeError, ValueError) as error:
+    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
+        # Shapes the readers above do not foresee (e.g. a date out of range): still a quarantine, never a crash.
         raise MalformedOrderError(f"unreadable order: {error}", order_id) from error
