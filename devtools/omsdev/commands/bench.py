@@ -74,7 +74,8 @@ def _raw_put_rate(cloud: LocalCloud, count: int) -> float:
 
 def run_ingest(args) -> int:
     counter = AwsCallCounter().install()
-    cloud = LocalCloud(port=0, stack_name="bench", parameter_overrides={"LogLevel": "ERROR"}, start_event_sources=False)
+    cloud = LocalCloud(port=0, stack_name="bench", parameter_overrides={"LogLevel": "ERROR"}, start_event_sources=False,
+                       server="process")  # the endpoint on its own core, as a remote service
     cloud.start()
     shops = [
         start_shopify_shop("bench-1", rate_multiplier=10),

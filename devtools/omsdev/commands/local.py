@@ -60,7 +60,7 @@ def run_up(args) -> int:
     preset = SCENARIOS[args.scenario]
     cloud = LocalCloud(args.template, endpoint=args.endpoint, port=args.port, speed=args.speed,
                        stack_name=args.stack_name, parameter_overrides={"LogLevel": "WARNING"},
-                       start_event_sources=False)
+                       start_event_sources=False, server="process")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,28 +1,38 @@
-"""The local cloud: an AWS-compatible endpoint, the template's resources, and its wiring, on loopback.
+"""The local cloud: an AWS-compatible endpoint, the template's resources and its wiring, on loopback.
 
-`LocalCloud.start()` starts a moto server in its own process (so it gets its own core, like a
-remote service) unless `endpoint` names one that already runs (LocalStack, another moto), provisions
-`infra/template.yaml`, merges the functions' environments into this process and starts the
-emulated event sources. `stop()` undoes all of it.
+`LocalCloud.start()` starts a moto server unless `endpoint` names one that already runs (LocalStack,
+another moto): by default a `ThreadedMotoServer` in this process that serves DynamoDB requests one at
+a time (moto checks a write's condition and writes without a lock; DynamoDB is atomic), with
+`server="process"` a child process (`omsdev.localcloud.moto_endpoint`, its own interpreter and core,
+every request one at a time). It then provisions
+the template, merges the functions' environments into this process (plus `OMS_AWS_ENDPOINT_URL`)
+and starts the emulated event sources. `stop()` undoes all of it: threads joined, server stopped,
+environment restored.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from omsdev.localcloud.event_sources import build_sources
+from moto.server import ThreadedMotoServer
+
+from omsdev.localcloud.event_sources import ApiRoute, EventSource, api_routes, build_sources
+from omsdev.localcloud.lambda_runtime import LambdaRuntime, merge_environments
 from omsdev.localcloud.provision import Stack
-from omsdev.localcloud.runtime import LambdaRuntime, apply_environment, merge_environments
 from omsdev.localcloud.template import REGION, Template
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "infra" / "template.yaml"
 TOOLING_ENVIRONMENT = {
+    # Dummy credentials: nothing started here may ever reach real AWS.
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
@@ -36,35 +46,97 @@ TOOLING_ENVIRONMENT = {
 }
 
 
-def cold_start_containers() -> None:
-    """Forget what warm containers cached (settings, clients, secrets, rate state): a new stack is a new world."""
-    from oms.adapters import aws, secrets
-    from oms.adapters.channels import limiters
-    from oms.settings import get_settings
-
-    get_settings.cache_clear()
-    aws.client.cache_clear()
-    secrets._provider.cache_clear()
-    limiters.forget_all()
-
-
-def find_free_port() -> int:
+def find_free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def endpoint_is_up(endpoint: str) -> bool:
+    """True when something answers HTTP at the endpoint (moto, LocalStack)."""
     try:
-        with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
+        with urllib.request.urlopen(endpoint.rstrip("/") + "/moto-api/", timeout=2):
             return True
     except OSError as error:
-        # Any HTTP answer (LocalStack answers 404 here) means something listens.
-        return hasattr(error, "code")
+        return hasattr(error, "code")  # an HTTP error status is still an answer (LocalStack: 404)
 
 
-class MotoServerProcess:
+def cold_start_containers() -> None:
+    """Forget what warm handler modules cached (settings, clients, secrets) when a new stack starts.
+
+    Only modules already imported are touched; nothing is imported here.
+    """
+    for module_name, attribute, action in (
+        ("oms.settings", "get_settings", "cache_clear"),
+        ("oms.adapters.aws", "client", "cache_clear"),
+        ("oms.adapters.secrets", "_provider", "cache_clear"),
+        ("oms.adapters.channels.limiters", "forget_all", None),
+    ):
+        module = sys.modules.get(module_name)
+        target = getattr(module, attribute, None) if module else None
+        if target is not None:
+            (getattr(target, action) if action else target)()
+
+
+class DynamoDBOneRequestAtATime:
+    """WSGI wrapper: DynamoDB requests one at a time, so conditional writes are atomic as in AWS.
+
+    Only DynamoDB: a global lock would also be held through every SQS long poll (WaitTimeSeconds),
+    stalling all other requests for that long.
+    """
+
+    def __init__(self, app):
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with self._lock:
+                return list(self._app(environ, start_response))
+        return self._app(environ, start_response)
+
+
+class SerialisedThreadedMotoServer(ThreadedMotoServer):
+    """moto's ThreadedMotoServer with its app wrapped in `DynamoDBOneRequestAtATime`."""
+
+    def _server_entry(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DynamoDBOneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+class MotoThread:
+    """A moto server in a thread of this process; port 0 lets the OS choose."""
+
     def __init__(self, host: str, port: int):
+        # werkzeug logs every request at INFO; a local cloud's console is for progress.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = SerialisedThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self._server.start()
+        self.endpoint = f"http://{host}:{self._server.get_host_and_port()[1]}"
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class MotoProcess:
+    """The moto endpoint as a child process: its own interpreter and GIL, like a remote service."""
+
+    def __init__(self, host: str, port: int):
+        port = port or find_free_port(host)
         self.endpoint = f"http://{host}:{port}"
         self._process = subprocess.Popen(
             [sys.executable, "-m", "omsdev.localcloud.moto_endpoint", "-H", host, "-p", str(port)],
@@ -76,7 +148,7 @@ class MotoServerProcess:
         while not endpoint_is_up(self.endpoint):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"moto server did not start on {self.endpoint} (port taken?)")
+                raise RuntimeError(f"moto server did not start on {self.endpoint}")
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -86,9 +158,22 @@ class MotoServerProcess:
                 self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+                self._process.wait()
+
+
+def start_moto_server(host: str = "127.0.0.1", port: int = 0, server: str = "thread") -> MotoThread | MotoProcess:
+    """A started moto server (`.endpoint`, `.stop()`); a clear error when the port is taken."""
+    if server not in ("thread", "process"):
+        raise ValueError("server must be 'thread' or 'process'")
+    if port and not port_is_free(host, port):
+        raise RuntimeError(f"port {port} on {host} is taken (a local cloud already running? "
+                           f"use it with --endpoint http://{host}:{port})")
+    return MotoThread(host, port) if server == "thread" else MotoProcess(host, port)
 
 
 class LocalCloud:
+    """Endpoint + provisioned stack + in-process functions + emulated event sources."""
+
     def __init__(
         self,
         template_path: str | Path = DEFAULT_TEMPLATE,
@@ -99,61 +184,106 @@ class LocalCloud:
         speed: float = 1.0,
         stack_name: str = "oms-local",
         parameter_overrides: dict | None = None,
+        extra_environment: dict | None = None,
         start_event_sources: bool = True,
+        server: str = "thread",
     ):
+        if server not in ("thread", "process"):
+            raise ValueError("server must be 'thread' or 'process'")
         self.template = Template.load(template_path, parameter_overrides)
-        self.endpoint = endpoint
-        self.host, self.port, self.speed = host, port or find_free_port(), speed
+        self.endpoint = endpoint.rstrip("/") if endpoint else None
+        self.host, self.port, self.speed = host, port, speed
         self.stack_name = stack_name
+        self.extra_environment = dict(extra_environment or {})
         self.start_event_sources = start_event_sources
-        self.server: MotoServerProcess | None = None
+        self.server_kind = server
+        self.server: MotoThread | MotoProcess | None = None
         self.stack: Stack | None = None
         self.runtime: LambdaRuntime | None = None
-        self.sources = []
+        self.sources: list[EventSource] = []
+        self.routes: list[ApiRoute] = []
+        self.environment: dict[str, str] = {}
+        self._saved_environment: dict[str, str | None] = {}
 
+    # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "LocalCloud":
-        os.environ.update(TOOLING_ENVIRONMENT)
-        if self.endpoint is None:
-            self.server = MotoServerProcess(self.host, self.port)
-            self.endpoint = self.server.endpoint
-        self.stack = Stack(self.template, self.stack_name, self.endpoint).provision()
-        functions = self.template.functions()
-        environment = merge_environments(
-            {spec.logical_id: self.stack.function_environment(spec.logical_id) for spec in functions}
-        )
-        environment["OMS_AWS_ENDPOINT_URL"] = self.endpoint
-        apply_environment(environment)
-        cold_start_containers()
-        self.runtime = LambdaRuntime(functions)
-        if self.start_event_sources:
-            self.start_wiring()
+        try:
+            self._set_environment(TOOLING_ENVIRONMENT)
+            if self.endpoint is None:
+                self.server = start_moto_server(self.host, self.port, self.server_kind)
+                self.endpoint = self.server.endpoint
+            elif not endpoint_is_up(self.endpoint):
+                raise RuntimeError(f"nothing answers at {self.endpoint}")
+            self.stack = Stack(self.template, self.stack_name, self.endpoint).provision()
+            functions = self.template.functions()
+            environment = merge_environments({spec.logical_id: self.stack.function_environment(spec.logical_id)
+                                              for spec in functions})
+            self.environment = {**environment, "OMS_AWS_ENDPOINT_URL": self.endpoint, **self.extra_environment}
+            self._set_environment(self.environment)
+            cold_start_containers()
+            self.runtime = LambdaRuntime(
+                functions, function_names={spec.logical_id: self.stack.function_name(spec.logical_id) for spec in functions},
+                region=self.stack.region, account_id=self.stack.account_id,
+            )
+            self.routes = api_routes(functions, self.stack.resolver)
+            build_sources(self.runtime, self.stack, self.speed)  # refuse unsupported wiring now, not later
+            if self.start_event_sources:
+                self.start_wiring()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def start_wiring(self, only: set[str] | None = None) -> None:
-        """Start the template's event sources (optionally only for some functions)."""
-        sources = build_sources(self.runtime, self.stack, self.speed)
-        started = [source for source in sources if only is None or source.function_id in only]
+    def start_wiring(self, only: set[str] | None = None) -> list[EventSource]:
+        """Start the template's event sources (optionally only those of some functions)."""
+        started = [source for source in build_sources(self.runtime, self.stack, self.speed)
+                   if only is None or source.function_id in only]
         for source in started:
             source.start()
         self.sources.extend(started)
+        return started
 
-    def stop_wiring(self) -> None:
+    def stop_wiring(self, timeout: float = 60) -> None:
         for source in self.sources:
             source.stop()
         for source in self.sources:
-            source.join(timeout=60)
+            source.join(timeout=timeout)
         self.sources = []
-
-    def invoke(self, function_id: str, event: dict):
-        return self.runtime.invoke(function_id, event)
 
     def stop(self) -> None:
         self.stop_wiring()
-        if self.server:
+        if self.server is not None:
             self.server.stop()
+            self.server = None
+        self._restore_environment()
 
     def __enter__(self) -> "LocalCloud":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    # -- use -----------------------------------------------------------------------------------
+    def invoke(self, function_logical_id: str, event: Any) -> Any:
+        return self.runtime.invoke(function_logical_id, event)
+
+    def stats(self) -> dict:
+        return {
+            "endpoint": self.endpoint,
+            "stack": self.stack_name,
+            "functions": self.runtime.snapshot() if self.runtime else {},
+            "event_sources": [source.stats() for source in self.sources],
+        }
+
+    def _set_environment(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_environment.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _restore_environment(self) -> None:
+        for key, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environment = {}

@@ -1,152 +1,311 @@
-"""The template's event wiring, emulated with AWS semantics in threads.
+"""The template's function Events, emulated with AWS semantics, one daemon thread per mapping.
 
-- Schedule / ScheduleV2: `rate(N unit)`, the Input JSON as the event, State/Enabled respected,
-  the period divided by `speed`; the first run happens at start.
-- SQS: ReceiveMessage up to BatchSize (<= 10), Lambda's SQS event shape, ReportBatchItemFailures
-  (only listed records stay), a raised error keeps the whole batch; kept messages come back after
-  the queue's visibility timeout and the queue's own RedrivePolicy moves them to its DLQ.
-DynamoDB stream mappings follow with the first stream consumer (allocation, issue 4).
+- Schedule / ScheduleV2: `rate(N unit)`; the Input JSON is the event ({} without Input); State
+  DISABLED / Enabled false respected; the period is divided by `speed`; the first run is at start.
+- SQS: ReceiveMessage up to BatchSize, Lambda's SQS event shape, FilterCriteria (non-matching
+  messages are deleted, as Lambda does), ReportBatchItemFailures (only the listed records stay); a
+  raised error or an invalid partial-batch response keeps the whole batch. Kept messages come back
+  after the queue's visibility timeout; the endpoint's own RedrivePolicy handling moves them to the
+  DLQ after maxReceiveCount (moto and LocalStack both do, checked by the component tests).
+- DynamoDB: see `stream_source`.
+- Api / HttpApi: routes recorded for an HTTP front (`api_routes`), not served here.
+Any other event type is refused by name when the sources are built.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import json
 import re
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any
 
-from omsdev.localcloud.runtime import LambdaRuntime
-from omsdev.localcloud.template import REGION
+from omsdev.localcloud.filters import compile_filters, matches_any
+from omsdev.localcloud.lambda_runtime import LambdaRuntime
 
-_RATE = re.compile(r"^rate\((\d+)\s+(second|seconds|minute|minutes|hour|hours|day|days)\)$")
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(second|seconds|minute|minutes|hour|hours|day|days)\s*\)$")
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# System attributes Lambda puts into a record's `attributes` when SQS returns them.
+_SQS_RECORD_ATTRIBUTES = (
+    "ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber", "MessageGroupId", "MessageDeduplicationId", "AWSTraceHeader", "DeadLetterQueueSourceArn",
+)
+
+
+class EventSourceError(ValueError):
+    """The template asks for event wiring the local cloud cannot emulate; the message names it."""
 
 
 def rate_seconds(expression: str) -> float:
-    match = _RATE.match(expression.strip())
+    match = _RATE.match(str(expression).strip())
     if not match:
-        raise ValueError(f"the local cloud runs rate(...) schedules only, not {expression!r}")
+        raise EventSourceError(f"the local cloud runs rate(...) schedules only, not {expression!r}")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
 
 
 class EventSource(threading.Thread):
-    def __init__(self, name: str):
-        super().__init__(name=name, daemon=True)
+    """A daemon thread feeding one function; `stop()` then `join()` ends it promptly."""
+
+    kind = "event source"
+
+    def __init__(self, runtime: LambdaRuntime, function_id: str, event_id: str):
+        super().__init__(name=f"{self.kind}-{function_id}-{event_id}", daemon=True)
+        self.runtime, self.function_id, self.event_id = runtime, function_id, event_id
         self.stopping = threading.Event()
+        self.counters: dict[str, int] = {"invocations": 0, "errors": 0}
+        self.last_error: str | None = None
 
     def stop(self) -> None:
         self.stopping.set()
 
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    def stats(self) -> dict:
+        return {"kind": self.kind, "function": self.function_id, "event": self.event_id,
+                **self.counters, "last_error": self.last_error}
+
+    def invoke(self, event: dict, request_id: str | None = None) -> tuple[bool, Any]:
+        """(True, result) or (False, error): a handler error never ends the mapping's thread."""
+        self.count("invocations")
+        try:
+            return True, self.runtime.invoke(self.function_id, event, request_id=request_id)
+        except Exception as error:  # noqa: BLE001 - Lambda reports it; the mapping carries on
+            self.count("errors")
+            self.last_error = f"{type(error).__name__}: {error}"
+            return False, error
+
 
 class ScheduleSource(EventSource):
-    def __init__(self, runtime: LambdaRuntime, function_id: str, period: float, event: dict):
-        super().__init__(f"schedule-{function_id}")
-        self.runtime, self.function_id, self.period, self.event = runtime, function_id, period, event
+    kind = "schedule"
+
+    def __init__(self, runtime: LambdaRuntime, function_id: str, event_id: str, period: float, event: Any):
+        super().__init__(runtime, function_id, event_id)
+        self.period, self.event = period, event
 
     def run(self) -> None:
+        next_run = time.monotonic()
         while not self.stopping.is_set():
-            started = time.monotonic()
-            try:
-                self.runtime.invoke(self.function_id, dict(self.event))
-            except Exception:  # noqa: BLE001 - like EventBridge: a failed run does not stop the schedule
-                pass
-            self.stopping.wait(max(self.period - (time.monotonic() - started), 0))
+            self.invoke(json.loads(json.dumps(self.event)))  # a fresh copy per run
+            next_run = max(next_run + self.period, time.monotonic())
+            self.stopping.wait(next_run - time.monotonic())
 
 
-def sqs_record(message: dict, queue_arn: str) -> dict:
-    """One message in the shape Lambda's SQS event source delivers it."""
-    attributes = {
-        key: message.get("MessageAttributes", {}).get(key)
-        for key in message.get("MessageAttributes", {})
-    }
+def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
+    """One received message in the shape Lambda's SQS event source delivers it."""
+    attributes = message.get("Attributes", {})
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
+        "attributes": {key: attributes[key] for key in _SQS_RECORD_ATTRIBUTES if key in attributes},
         "messageAttributes": {
-            key: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": value.get("StringListValues", []),
-                "binaryListValues": value.get("BinaryListValues", []),
-                "dataType": value["DataType"],
-            }
-            for key, value in attributes.items()
+            name: _lambda_message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
         },
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
+        "md5OfBody": message["MD5OfBody"],
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
-        "awsRegion": REGION,
+        "awsRegion": region,
     }
 
 
+def _lambda_message_attribute(value: dict) -> dict:
+    encode = lambda raw: base64.b64encode(raw).decode() if isinstance(raw, (bytes, bytearray)) else raw
+    shaped = {}
+    if "StringValue" in value:
+        shaped["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        shaped["binaryValue"] = encode(value["BinaryValue"])
+    shaped["stringListValues"] = list(value.get("StringListValues", []))
+    shaped["binaryListValues"] = [encode(item) for item in value.get("BinaryListValues", [])]
+    shaped["dataType"] = value["DataType"]
+    return shaped
+
+
+def _filter_document(record: dict) -> dict:
+    """What SQS filters see: the record with its body parsed when the body is JSON."""
+    try:
+        return {**record, "body": json.loads(record["body"])}
+    except (TypeError, ValueError):
+        return record
+
+
 class SqsSource(EventSource):
-    def __init__(self, runtime: LambdaRuntime, function_id: str, sqs, queue_url: str, queue_arn: str, properties: dict):
-        super().__init__(f"sqs-{function_id}")
-        self.runtime, self.function_id, self.sqs = runtime, function_id, sqs
-        self.queue_url, self.queue_arn = queue_url, queue_arn
-        self.batch_size = min(int(properties.get("BatchSize", 10)), 10)
+    kind = "sqs"
+
+    def __init__(self, runtime: LambdaRuntime, function_id: str, event_id: str, *, sqs, queue_url: str,
+                 queue_arn: str, properties: dict, region: str, wait_seconds: int = 1):
+        super().__init__(runtime, function_id, event_id)
+        self.sqs, self.queue_url, self.queue_arn, self.region = sqs, queue_url, queue_arn, region
+        self.batch_size = int(properties.get("BatchSize", 10))
+        self.window = float(properties.get("MaximumBatchingWindowInSeconds", 0))
+        if self.batch_size > 10 and not self.window:
+            raise EventSourceError(f"{function_id}.{event_id}: BatchSize above 10 needs MaximumBatchingWindowInSeconds")
         self.reports_failures = "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", [])
-        self.enabled = properties.get("Enabled", True) is not False
-        self.batches = 0
+        self.filters = compile_filters(properties.get("FilterCriteria"))
+        self.wait_seconds = wait_seconds  # short long-polls so stop() takes effect quickly
 
     def run(self) -> None:
-        while self.enabled and not self.stopping.is_set():
+        while not self.stopping.is_set():
             try:
-                messages = self.sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=self.batch_size,
-                    WaitTimeSeconds=1,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception:  # noqa: BLE001 - the endpoint is shutting down or briefly unavailable
+                messages = self._receive_batch()
+                if messages:
+                    self._deliver(messages)
+            except Exception as error:  # noqa: BLE001 - endpoint restarting or stopping: try again
+                self.last_error = f"SQS polling failed: {type(error).__name__}: {error}"
                 self.stopping.wait(0.5)
-                continue
-            if messages:
-                self._deliver(messages)
+
+    def _receive_batch(self) -> list[dict]:
+        batch: list[dict] = []
+        deadline = time.monotonic() + self.window
+        while len(batch) < self.batch_size and not self.stopping.is_set():
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=min(self.batch_size - len(batch), 10),
+                WaitTimeSeconds=self.wait_seconds if not batch else 0,
+                MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
+            )
+            received = response.get("Messages", [])
+            batch.extend(received)
+            if not batch or time.monotonic() >= deadline:
+                break
+            if not received:
+                self.stopping.wait(min(0.2, max(deadline - time.monotonic(), 0)))
+        return batch
 
     def _deliver(self, messages: list[dict]) -> None:
-        self.batches += 1
-        event = {"Records": [sqs_record(message, self.queue_arn) for message in messages]}
-        try:
-            response = self.runtime.invoke(self.function_id, event)
-        except Exception:  # noqa: BLE001 - Lambda keeps the whole batch: it returns after the visibility timeout
+        records = [sqs_record(message, self.queue_arn, self.region) for message in messages]
+        if self.filters:
+            kept = [r for r in records if matches_any(self.filters, _filter_document(r))]
+            dropped = [r for r in records if r not in kept]
+            self.count("filtered_out", len(dropped))
+            self._delete_messages(dropped)  # Lambda deletes messages no filter matches
+            records = kept
+        if not records:
             return
+        self.count("batches")
+        self.count("records", len(records))
+        ok, response = self.invoke({"Records": records})
+        if not ok:
+            return  # the whole batch stays; it comes back after the visibility timeout
+        failed = self._failed_ids(response, records) if self.reports_failures else set()
+        if failed is None:
+            self.count("invalid_responses")
+            self.last_error = f"invalid partial batch response: {response!r}"
+            return
+        self.count("records_failed", len(failed))
+        self._delete_messages([r for r in records if r["messageId"] not in failed])
+
+    @staticmethod
+    def _failed_ids(response: Any, records: list[dict]) -> set[str] | None:
+        """Ids listed in batchItemFailures; None when the response is invalid (whole batch fails)."""
+        if response is None or (isinstance(response, dict) and not response.get("batchItemFailures")):
+            return set()
+        if not isinstance(response, dict) or not isinstance(response["batchItemFailures"], list):
+            return None
+        known = {r["messageId"] for r in records}
         failed = set()
-        if self.reports_failures:
-            try:
-                failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-            except (AttributeError, KeyError, TypeError):
-                return  # an invalid partial-batch response fails the whole batch
-        done = [m for m in messages if m["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])]
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        for item in response["batchItemFailures"]:
+            identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+            if not identifier or identifier not in known:
+                return None
+            failed.add(identifier)
+        return failed
+
+    def _delete_messages(self, records: list[dict]) -> None:
+        for start in range(0, len(records), 10):
+            chunk = records[start:start + 10]
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(index), "ReceiptHandle": record["receiptHandle"]} for index, record in enumerate(chunk)
+            ])
 
 
-def build_sources(runtime: LambdaRuntime, stack, speed: float) -> list[EventSource]:
-    """One emulated event source per function event in the template."""
+@dataclass(frozen=True)
+class ApiRoute:
+    """One Api / HttpApi event: what a local HTTP front must route to which function."""
+
+    method: str
+    path: str
+    function_id: str
+    event_id: str
+    api_type: str  # "Api" (REST, payload 1.0) or "HttpApi"
+    api_id: str | None = None
+
+
+def api_routes(functions, resolver) -> list[ApiRoute]:
+    routes = []
+    for spec in functions:
+        for event_id, event in spec.events.items():
+            if event.get("Type") not in ("Api", "HttpApi"):
+                continue
+            props = resolver.resolve(event.get("Properties", {})) or {}
+            api = props.get("RestApiId") or props.get("ApiId")
+            routes.append(ApiRoute(str(props.get("Method", "ANY")).upper(), props.get("Path", "$default"),
+                                   spec.logical_id, event_id, event["Type"], api if isinstance(api, str) else None))
+    return routes
+
+
+def _queue_url(stack, arn: str) -> str:
+    logical_id = stack.logical_id_for_arn(arn)
+    if logical_id:
+        return stack.ref(logical_id)
+    account, name = arn.split(":")[4], arn.split(":")[5]
+    return stack.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+
+
+def build_sources(runtime: LambdaRuntime, stack, speed: float = 1.0) -> list[EventSource]:
+    """One (not yet started) source per enabled function event in the template."""
+    from omsdev.localcloud.stream_source import DynamoDBStreamSource
+
+    if speed <= 0:
+        raise EventSourceError("speed must be positive")
     resolver = stack.resolver
     sources: list[EventSource] = []
     for spec in runtime.functions.values():
         for event_id, event in spec.events.items():
-            kind = event["Type"]
-            properties = resolver.resolve(event.get("Properties", {}))
+            kind = event.get("Type")
+            where = f"{spec.logical_id}.Events.{event_id}"
+            if kind in ("Api", "HttpApi"):
+                continue
+            props = resolver.resolve(event.get("Properties", {})) or {}
+            enabled = props.get("Enabled", True) not in (False, "false") and props.get("State", "ENABLED") != "DISABLED"
             if kind in ("Schedule", "ScheduleV2"):
-                if properties.get("State") == "DISABLED" or properties.get("Enabled") is False:
-                    continue
-                payload = json.loads(properties["Input"]) if properties.get("Input") else {}
-                period = rate_seconds(properties["ScheduleExpression"]) / speed
-                sources.append(ScheduleSource(runtime, spec.logical_id, period, payload))
+                expression = props.get("ScheduleExpression") or props.get("Schedule")
+                try:
+                    period = rate_seconds(expression) / speed
+                except EventSourceError as error:
+                    raise EventSourceError(f"{where}: {error}") from None
+                payload = json.loads(props["Input"]) if props.get("Input") else {}
+                if enabled:
+                    sources.append(ScheduleSource(runtime, spec.logical_id, event_id, period, payload))
             elif kind == "SQS":
-                arn = properties["Queue"]
-                queue_id = next(key for (key, attr), value in stack.attributes.items() if attr == "Arn" and value == arn)
-                sources.append(
-                    SqsSource(runtime, spec.logical_id, stack.client("sqs"), stack.ref(queue_id), arn, properties)
-                )
+                arn = props["Queue"]
+                source = SqsSource(runtime, spec.logical_id, event_id, sqs=stack.client("sqs"), queue_url=_queue_url(stack, arn),
+                                   queue_arn=arn, properties=props, region=stack.region)
+                if enabled:
+                    sources.append(source)
+            elif kind == "DynamoDB":
+                destination = (props.get("DestinationConfig") or {}).get("OnFailure")
+                source = DynamoDBStreamSource(runtime, spec.logical_id, event_id, streams=stack.client("dynamodbstreams"),
+                                              stream_arn=props["Stream"], properties=props, region=stack.region,
+                                              on_failure=_on_failure_sender(stack, destination, where))
+                if enabled:
+                    sources.append(source)
             else:
-                raise ValueError(f"{spec.logical_id}.{event_id}: the local cloud does not emulate {kind} events yet")
+                raise EventSourceError(f"{where}: the local cloud does not emulate {kind} events")
     return sources
+
+
+def _on_failure_sender(stack, destination: dict | None, where: str):
+    """A callable sending one on-failure record to the mapping's SQS queue or SNS topic (or None)."""
+    if not destination or not destination.get("Destination"):
+        return None
+    arn = destination["Destination"]
+    kind = destination.get("Type") or arn.split(":")[2].upper()
+    if kind == "SQS":
+        url = _queue_url(stack, arn)
+        return lambda record: stack.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(record))
+    if kind == "SNS":
+        return lambda record: stack.client("sns").publish(TopicArn=arn, Message=json.dumps(record))
+    raise EventSourceError(f"{where}: on-failure destination type {kind} is not emulated (SQS or SNS)")
