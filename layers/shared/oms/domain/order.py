@@ -162,9 +162,12 @@ def version_stamp(order: CanonicalOrder) -> int:
 
     ISO strings with and without fractions do not sort as text, so versions compare as numbers.
     """
-    if order.updated_at is None:
-        return 0
-    return int(parse_utc(order.updated_at).timestamp() * 1000)
+    return 0 if order.updated_at is None else epoch_ms(order.updated_at)
+
+
+def epoch_ms(text: str) -> int:
+    """An ISO 8601 time with its zone as epoch milliseconds: the unit every version compare uses."""
+    return int(parse_utc(text).timestamp() * 1000)
 
 
 def build_order(

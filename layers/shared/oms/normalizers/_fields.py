@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -77,3 +79,18 @@ def as_dict(value: object, where: str) -> dict:
     if not isinstance(value, dict):
         raise MalformedOrderError(f"{where}: expected an object, got {type(value).__name__}")
     return value
+
+
+@contextmanager
+def reading_order(order_id: str | None) -> Iterator[None]:
+    """Every failure while reading one order becomes a MalformedOrderError carrying its id.
+
+    Shapes the readers do not foresee (a date out of range, a list where an object belongs) are
+    still a quarantine with a reason, never a crash that would block the rest of the page.
+    """
+    try:
+        yield
+    except MalformedOrderError as error:
+        raise MalformedOrderError(error.reason, order_id) from error
+    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
+        raise MalformedOrderError(f"unreadable order: {error}", order_id) from error

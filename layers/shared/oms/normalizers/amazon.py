@@ -29,8 +29,23 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, Inexact, localcontext
 
-from oms.domain.order import CanonicalOrder, MalformedOrderError, OrderStatus, build_order
-from oms.normalizers._fields import as_dict, as_list, iso_time, joined, money, required_text, text, whole_number
+from oms.domain.order import (
+    CanonicalOrder,
+    MalformedOrderError,
+    OrderStatus,
+    build_order,
+)
+from oms.normalizers._fields import (
+    as_dict,
+    as_list,
+    iso_time,
+    joined,
+    money,
+    reading_order,
+    required_text,
+    text,
+    whole_number,
+)
 
 CHANNEL = "amazon"
 
@@ -173,7 +188,7 @@ def _ship_to(order: dict) -> dict:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    try:
+    with reading_order(order_id):
         if order_id is None:
             found = _dig(raw, "order", "AmazonOrderId")
             reason = "missing" if found in (None, "") else f"{found!r} is not an order id"
@@ -205,8 +220,3 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             paid_at=purchased if status in _PAID else None,
             updated_at=iso_time(order.get("LastUpdateDate"), "order.LastUpdateDate"),
         )
-    except MalformedOrderError as error:
-        raise MalformedOrderError(error.reason, order_id) from error
-    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
-        # Shapes the readers above do not foresee (e.g. a date out of range): still a quarantine, never a crash.
-        raise MalformedOrderError(f"unreadable order: {error}", order_id) from error

@@ -27,8 +27,23 @@ Mapping decisions (facts: shared/channels/CHANNELS.md sections 8 and 9):
 
 from __future__ import annotations
 
-from oms.domain.order import CanonicalOrder, MalformedOrderError, OrderStatus, build_order
-from oms.normalizers._fields import as_dict, as_list, iso_time, joined, money, required_text, text, whole_number
+from oms.domain.order import (
+    CanonicalOrder,
+    MalformedOrderError,
+    OrderStatus,
+    build_order,
+)
+from oms.normalizers._fields import (
+    as_dict,
+    as_list,
+    iso_time,
+    joined,
+    money,
+    reading_order,
+    required_text,
+    text,
+    whole_number,
+)
 
 CHANNEL = "shopify"
 
@@ -115,7 +130,7 @@ def _ship_to(raw: dict) -> dict:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    try:
+    with reading_order(order_id):
         if not isinstance(raw, dict):
             raise MalformedOrderError(f"order: expected an object, got {type(raw).__name__}")
         if order_id is None:
@@ -138,8 +153,3 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             paid_at=iso_time(raw.get("processed_at"), "processed_at") if financial in _PAID_FINANCIAL else None,
             updated_at=iso_time(raw.get("updated_at"), "updated_at"),
         )
-    except MalformedOrderError as error:
-        raise MalformedOrderError(error.reason, order_id) from error
-    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
-        # Shapes the readers above do not foresee (e.g. a date out of range): still a quarantine, never a crash.
-        raise MalformedOrderError(f"unreadable order: {error}", order_id) from error

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
 
-from oms.domain.order import MalformedOrderError, order_key, parse_utc, version_stamp
+from oms.domain.order import MalformedOrderError, epoch_ms, order_key, version_stamp
 from oms.domain.polling import ChannelWindowRules, PollWindow, RetrySchedule, plan_poll_window
 from oms.ports import (
     ChannelClient,
@@ -89,7 +89,7 @@ def ingest_window(
         stamps = {}
         for order_id, updated_text in pairs:
             try:
-                stamps[order_id] = int(parse_utc(updated_text).timestamp() * 1000)
+                stamps[order_id] = epoch_ms(updated_text)
             except (TypeError, ValueError, AttributeError):
                 continue  # unreadable: let the normalizer judge (and quarantine) it
         stored = ports.orders.stored_versions([order_key(client.channel, shop_id, i) for i in stamps if i])
