@@ -6,6 +6,7 @@ same path: simulator HTTP -> poller -> Orders table.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -13,11 +14,9 @@ from dataclasses import dataclass, field
 from oms.adapters.orders_table import OrdersTable
 from oms.settings import get_settings
 from omsdev.shops import register_shop
-from omsdev.simulators.amazon import AmazonSimulator
 from omsdev.simulators.base import FaultPlan
 from omsdev.simulators.orderbook import OrderBook
 from omsdev.simulators.scenario import generator_for
-from omsdev.simulators.shopify import ShopifySimulator
 
 
 @dataclass
@@ -32,29 +31,28 @@ class SimulatedShop:
         return self.simulator.book
 
 
+def start_shop(
+    channel: str, shop_id: str, *, faults: FaultPlan | None = None, rate_multiplier: float = 1.0, seed: int = 1,
+    **generator_options,
+) -> SimulatedShop:
+    """Start the channel's simulator for one shop, register the shop, and return it with a generator.
+
+    Every channel's simulator module offers `launch(shop_id, book, faults=, rate_multiplier=)` ->
+    (started simulator, credentials secret).
+    """
+    book = OrderBook(channel)
+    launch = importlib.import_module(f"omsdev.simulators.{channel}").launch
+    simulator, credentials = launch(shop_id, book, faults=faults, rate_multiplier=rate_multiplier)
+    register_shop(channel, shop_id, credentials)
+    return SimulatedShop(channel, shop_id, simulator, generator_for(channel, book, seed, **generator_options))
+
+
 def start_shopify_shop(shop_id: str, *, faults: FaultPlan | None = None, rate_multiplier: float = 1.0, seed: int = 1) -> SimulatedShop:
-    book = OrderBook()
-    token = f"shpat_{shop_id}"
-    simulator = ShopifySimulator(token, book, faults=faults, rate_multiplier=rate_multiplier).start()
-    register_shop("shopify", shop_id, {"shop_url": simulator.url, "access_token": token, "api_version": "2024-04"})
-    return SimulatedShop("shopify", shop_id, simulator, generator_for("shopify", book, seed))
+    return start_shop("shopify", shop_id, faults=faults, rate_multiplier=rate_multiplier, seed=seed)
 
 
 def start_amazon_shop(shop_id: str, *, faults: FaultPlan | None = None, rate_multiplier: float = 1.0, seed: int = 2) -> SimulatedShop:
-    book = OrderBook()
-    credentials = {"client_id": f"amzn1.application-oa2-client.{shop_id}", "client_secret": "s3cr3t", "refresh_token": f"Atzr|{shop_id}"}
-    simulator = AmazonSimulator(**credentials, book=book, faults=faults, rate_multiplier=rate_multiplier).start()
-    register_shop(
-        "amazon",
-        shop_id,
-        {
-            **credentials,
-            "endpoint": simulator.url,
-            "lwa_token_url": simulator.url + "/auth/o2/token",
-            "marketplace_ids": ["A1PA6795UKMFR9"],
-        },
-    )
-    return SimulatedShop("amazon", shop_id, simulator, generator_for("amazon", book, seed))
+    return start_shop("amazon", shop_id, faults=faults, rate_multiplier=rate_multiplier, seed=seed)
 
 
 @dataclass
@@ -132,3 +130,8 @@ def _count_items(table_name: str, key_prefix: str) -> int:
         if "LastEvaluatedKey" not in page:
             return total
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def poller_function_id(channel: str) -> str:
+    """The template's poller for a channel: `ShopifyPollerFunction`, `JdPollerFunction`, ..."""
+    return f"{channel.capitalize()}PollerFunction"

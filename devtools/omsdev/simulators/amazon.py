@@ -266,3 +266,12 @@ class AmazonSimulator(Simulator):
         if entry is None:
             return _error(404, "NotFound", f"Order {order_id} not found"), "bad_request"
         return Reply(200, {"payload": {"AmazonOrderId": order_id, "OrderItems": entry.payload["items"]}}), "ok"
+
+
+def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, rate_multiplier: float = 1.0):
+    """A started simulator for one seller and the credentials secret our adapter needs for it."""
+    credentials = {"client_id": f"amzn1.application-oa2-client.{shop_id}", "client_secret": "s3cr3t",
+                   "refresh_token": f"Atzr|{shop_id}"}
+    simulator = AmazonSimulator(**credentials, book=book, faults=faults, rate_multiplier=rate_multiplier).start()
+    return simulator, {**credentials, "endpoint": simulator.url, "lwa_token_url": simulator.url + TOKEN_PATH,
+                       "marketplace_ids": ["A1PA6795UKMFR9"]}

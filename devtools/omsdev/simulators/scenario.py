@@ -19,6 +19,7 @@ updated at least 2 minutes ago), a seed (same seed, same orders apart from ids a
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import random
 import threading
@@ -77,8 +78,12 @@ def _whole_seconds(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(microsecond=0)
 
 
-class _Generator:
-    """Writes one channel's orders into a book: create, re-touch (same content), cancel."""
+class OrderGenerator:
+    """Writes one channel's orders into a book: create, re-touch (same content), cancel.
+
+    A channel's generator implements `build`, `touch` and `cancel`; it lives in
+    `omsdev.simulators.<channel>` as `ORDER_GENERATOR` (Shopify and Amazon, the first two, live here).
+    """
 
     channel = ""
     malformations: tuple[str, ...] = ()
@@ -116,7 +121,7 @@ class _Generator:
         raise NotImplementedError
 
 
-class ShopifyOrders(_Generator):
+class ShopifyOrders(OrderGenerator):
     """Shopify Admin REST order objects."""
 
     channel = "shopify"
@@ -200,7 +205,7 @@ class ShopifyOrders(_Generator):
         return self._rewrite(order_id, moment, cancelled, cancel=True)
 
 
-class AmazonOrders(_Generator):
+class AmazonOrders(OrderGenerator):
     """SP-API Orders v0 records: `{"order": Order, "items": [OrderItem, ...]}` for one marketplace."""
 
     channel = "amazon"
@@ -287,11 +292,15 @@ class AmazonOrders(_Generator):
         return self._rewrite(order_id, moment, cancelled, cancel=True)
 
 
-def generator_for(channel: str, book: OrderBook, seed: int = 7, **options) -> _Generator:
+def generator_for(channel: str, book: OrderBook, seed: int = 7, **options) -> OrderGenerator:
     generators = {"shopify": ShopifyOrders, "amazon": AmazonOrders}
-    if channel not in generators:
-        raise ValueError(f"no order generator for channel {channel!r}; known: {sorted(generators)}")
-    return generators[channel](book, random.Random(seed), **options)
+    generator_class = generators.get(channel)
+    if generator_class is None:
+        try:
+            generator_class = importlib.import_module(f"omsdev.simulators.{channel}").ORDER_GENERATOR
+        except (ModuleNotFoundError, AttributeError):
+            raise ValueError(f"no order generator for channel {channel!r}") from None
+    return generator_class(book, random.Random(seed), **options)
 
 
 @dataclass(frozen=True)
@@ -332,7 +341,7 @@ class ScenarioRunner:
             for index, t in enumerate(targets)
         ]
         self._rng = random.Random(scenario.seed)
-        self._later: list[tuple[float, str, _Generator, str]] = []  # (due monotonic, action, generator, id)
+        self._later: list[tuple[float, str, OrderGenerator, str]] = []  # (due monotonic, action, generator, id)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -347,7 +356,7 @@ class ScenarioRunner:
         """The scenario's "now": wall time shifted by the backdate."""
         return datetime.now(timezone.utc) - self.scenario.backdate
 
-    def _decide(self, generator: _Generator) -> tuple[str | bool, str | None, float]:
+    def _decide(self, generator: OrderGenerator) -> tuple[str | bool, str | None, float]:
         """(malformation or False, late action, its delay in wall seconds), all from the seeded stream."""
         scenario = self.scenario
         with self._lock:
@@ -358,7 +367,7 @@ class ScenarioRunner:
             "touch" if draw < scenario.cancel_share + scenario.duplicate_share else None)
         return malformed, action, delay
 
-    def _created(self, generator: _Generator, moment: datetime, malformed: str | bool) -> str:
+    def _created(self, generator: OrderGenerator, moment: datetime, malformed: str | bool) -> str:
         order_id = generator.create(moment, malformed=malformed)
         with self._lock:
             self.created += 1
@@ -367,12 +376,12 @@ class ScenarioRunner:
                 self.malformed_ids.append(order_id)
         return order_id
 
-    def _apply(self, action: str, generator: _Generator, order_id: str, moment: datetime) -> None:
+    def _apply(self, action: str, generator: OrderGenerator, order_id: str, moment: datetime) -> None:
         getattr(generator, action)(order_id, moment)
         with self._lock:
             (self.cancelled_ids if action == "cancel" else self.touched_ids).append(order_id)
 
-    def create_one(self, generator: _Generator | None = None) -> str:
+    def create_one(self, generator: OrderGenerator | None = None) -> str:
         """One order now, with its late update (if any) scheduled."""
         generator = generator or self.generators[next(self._turn) % len(self.generators)]
         malformed, action, delay = self._decide(generator)

@@ -239,3 +239,11 @@ class ShopifySimulator(Simulator):
         if fields:
             url += f"&fields={quote(fields, safe=',')}"
         return f'<{url}>; rel="{"previous" if direction == "prev" else "next"}"'
+
+
+def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, rate_multiplier: float = 1.0):
+    """A started simulator for one shop and the credentials secret our adapter needs for it."""
+    token = f"shpat_{shop_id}"
+    simulator = ShopifySimulator(f"{shop_id}.myshopify.com", token, book, faults=faults,
+                                 rate_multiplier=rate_multiplier).start()
+    return simulator, {"shop_url": simulator.url, "access_token": token, "api_version": simulator.api_version}

@@ -10,9 +10,13 @@ Each channel module exposes the same three functions:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
-SUPPORTED = ("shopify", "amazon")
+from oms.domain.order import CHANNELS
+
+# Every channel with a normalizer module here, in the contract's order.
+SUPPORTED = tuple(channel for channel in CHANNELS if importlib.util.find_spec(f"oms.normalizers.{channel}"))
 
 
 def normalizer_for(channel: str) -> ModuleType:

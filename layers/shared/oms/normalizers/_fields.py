@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from oms.domain.order import MalformedOrderError, format_utc
+
+CHINA_TIME = timezone(timedelta(hours=8), "GMT+8")  # Taobao, JD, PDD local times; no daylight saving
+US_PACIFIC = ZoneInfo("America/Los_Angeles")  # AliExpress local times, with daylight saving
+_PLAIN_DECIMAL = re.compile(r"-?(\d+(\.\d*)?|\.\d+)")
+_LOCAL_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def text(value: object) -> str | None:
@@ -25,16 +32,37 @@ def required_text(record: dict, key: str, where: str) -> str:
     return value
 
 
-def money(value: object, where: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+def money(value: object, where: str, *, json_number: bool = False) -> Decimal:
+    """A plain decimal amount ("12.50" or 12); never "1e5", "12,00" or "NaN".
+
+    `json_number`: the platform sends amounts as JSON numbers (PDD's 59.9); a float is then read
+    through its shortest round-trip text, which is the digits the platform sent. Elsewhere a float
+    means a broken payload.
+    """
+    allowed = (str, int, float, Decimal) if json_number else (str, int, Decimal)
+    if isinstance(value, bool) or not isinstance(value, allowed):
         raise MalformedOrderError(f"{where}: {value!r} is not a decimal amount")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise MalformedOrderError(f"{where}: {value!r} is not a decimal amount") from None
-    if not amount.is_finite():
+    text = repr(value) if isinstance(value, float) else str(value).strip()
+    if text.lstrip("+-").lower() in ("nan", "snan", "inf", "infinity"):
         raise MalformedOrderError(f"{where}: {value!r} is not a finite amount")
-    return amount
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        raise MalformedOrderError(f"{where}: {value!r} is not a decimal amount")
+    return Decimal(text)
+
+
+def fen(value: object, where: str) -> Decimal:
+    """An integer amount in fen (Douyin, Kuaishou) as yuan."""
+    return Decimal(whole_number(value, where)).scaleb(-2)
+
+
+def id_text(value: object, where: str) -> str:
+    """A platform id as text. JSON integers keep every digit in Python; a float has lost them."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise MalformedOrderError(f"{where}: {value!r} is not an exact id (a float loses digits of 19-digit ids)")
+    result = text(value)
+    if result is None:
+        raise MalformedOrderError(f"{where}: missing")
+    return result
 
 
 def whole_number(value: object, where: str) -> int:
@@ -42,7 +70,7 @@ def whole_number(value: object, where: str) -> int:
         raise MalformedOrderError(f"{where}: {value!r} is not an integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
         return int(value.strip())
     raise MalformedOrderError(f"{where}: {value!r} is not an integer")
 
@@ -54,9 +82,32 @@ def iso_time(value: object, where: str) -> str | None:
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise MalformedOrderError(f"{where}: {value!r} is not an ISO 8601 time") from None
+        raise MalformedOrderError(f"{where}: {value!r} is not an ISO 8601 time (or out of range)") from None
     if moment.tzinfo is None:
         raise MalformedOrderError(f"{where}: {value!r} has no time zone")
+    return format_utc(moment)
+
+
+def local_time(value: object, where: str, zone) -> str | None:
+    """A platform's `yyyy-MM-dd HH:mm:ss` local time (GMT+8, US Pacific) as UTC text."""
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.strptime(str(value).strip(), _LOCAL_FORMAT)
+    except ValueError:
+        raise MalformedOrderError(f"{where}: {value!r} is not a yyyy-MM-dd HH:mm:ss time") from None
+    return format_utc(moment.replace(tzinfo=zone))
+
+
+def epoch_time(value: object, where: str, *, unit_seconds: float) -> str | None:
+    """Epoch seconds (Douyin: unit 1) or milliseconds (Kuaishou: unit 0.001) as UTC text; 0 is absent."""
+    if value in (None, "", 0, "0"):
+        return None
+    count = whole_number(value, where)
+    try:
+        moment = datetime.fromtimestamp(count * unit_seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedOrderError(f"{where}: {value!r} is out of range for an epoch time") from None
     return format_utc(moment)
 
 

@@ -32,8 +32,18 @@ class TransientChannelError(ChannelError):
         self.retry_after = retry_after
 
 
+class ChannelThrottledError(TransientChannelError):
+    """The platform said "slow down", by HTTP status or inside an HTTP 200 envelope."""
+
+
 class ChannelRequestError(ChannelError):
     """A 4xx answer other than throttling or auth: our request is wrong, retrying will not help."""
+
+
+# Reads a parsed body the platform sent with HTTP 200: returns nothing when it is data, raises
+# ChannelThrottledError / TransientChannelError / ChannelAuthError / ChannelRequestError when the
+# envelope carries an error (the Chinese platforms never use the HTTP status for them).
+EnvelopeCheck = Callable[[dict], None]
 
 
 @dataclass
@@ -76,6 +86,7 @@ class ChannelHttp:
         limiter: TokenBucket,
         on_response: Callable[[requests.Response], None] = lambda response: None,
         is_throttled: Callable[[requests.Response], bool] = lambda response: response.status_code == 429,
+        check_envelope: EnvelopeCheck | None = None,
         **kwargs,
     ) -> JsonResponse:
         @retry(
@@ -105,7 +116,14 @@ class ChannelHttp:
                     raise ChannelAuthError(f"HTTP {response.status_code}: {response.text[:200]}")
                 if response.status_code >= 400:
                     raise ChannelRequestError(f"HTTP {response.status_code}: {response.text[:300]}")
-                return JsonResponse(response.status_code, response.headers, response.json())
+                body = response.json()
+                if check_envelope is not None:
+                    try:
+                        check_envelope(body)
+                    except ChannelThrottledError as error:
+                        limiter.pause(error.retry_after if error.retry_after is not None else 1 / limiter.rate)
+                        raise
+                return JsonResponse(response.status_code, response.headers, body)
             except (requests.Timeout, requests.ConnectionError) as error:
                 raise TransientChannelError(f"{type(error).__name__}: {error}") from error
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:

@@ -12,8 +12,14 @@ from oms.adapters.secrets import shop_credentials
 from oms.ports import ChannelClient
 
 _CLIENTS = {
-    "shopify": ("oms.adapters.channels.shopify", "ShopifyClient"),
+    "taobao": ("oms.adapters.channels.taobao", "TaobaoClient"),
+    "jd": ("oms.adapters.channels.jd", "JdClient"),
+    "pdd": ("oms.adapters.channels.pdd", "PddClient"),
+    "douyin": ("oms.adapters.channels.douyin", "DouyinClient"),
+    "kuaishou": ("oms.adapters.channels.kuaishou", "KuaishouClient"),
     "amazon": ("oms.adapters.channels.amazon", "AmazonClient"),
+    "aliexpress": ("oms.adapters.channels.aliexpress", "AliexpressClient"),
+    "shopify": ("oms.adapters.channels.shopify", "ShopifyClient"),
 }
 
 # Keep-alive across polls of a warm container; one session per thread, as requests advises.
