@@ -54,7 +54,7 @@ class OrdersTable:
         raw_fields = self._raw_fields(order, raw, stamp)
         now = _now_ms()
         item = {
-            **order.contract_dict(),
+            **order.stored_dict(),
             **raw_fields,
             "updated_at_ms": stamp,
             "version": 1,
@@ -81,7 +81,7 @@ class OrdersTable:
         return self._update(order, raw_fields, stamp)
 
     def _update(self, order: CanonicalOrder, raw_fields: dict, stamp: int) -> SaveResult:
-        contract = order.contract_dict()
+        contract = order.stored_dict()
         values = {name: contract[name] for name in _CHANNEL_FIELDS}
         values.update(raw_fields)
         values["updated_at_ms"] = stamp

@@ -96,6 +96,10 @@ class ShipTo(BaseModel):
     name: str | None = None
     phone: str | None = None
     encrypted: bool = False
+    # The platform's stable handle for this address where it encrypts the data (Taobao OAID,
+    # PDD/Douyin/Kuaishou open address id or cipher index): what risk rules fingerprint. Kept off
+    # the `oms normalize` contract output, stored with the order.
+    address_handle: str | None = None
 
 
 class CanonicalOrder(BaseModel):
@@ -145,7 +149,11 @@ class CanonicalOrder(BaseModel):
         return self
 
     def contract_dict(self) -> dict:
-        """The JSON-ready contract form (money as strings, status as its value)."""
+        """The JSON-ready contract form (money as strings, status as its value): exactly SPEC section 3."""
+        return self.model_dump(mode="json", exclude={"ship_to": {"address_handle"}})
+
+    def stored_dict(self) -> dict:
+        """The contract form plus what the system keeps beside it (the address handle)."""
         return self.model_dump(mode="json")
 
     def is_newer_than(self, stored_updated_at: str | None) -> bool:
