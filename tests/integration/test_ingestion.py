@@ -207,6 +207,13 @@ def test_a_malformed_order_is_quarantined_with_its_reason_while_the_rest_are_sto
     poll(cloud, "shopify")
     items = QuarantineTable(get_settings().quarantine_table).list()
     assert len(items) == 1 and items[0]["seen_count"] == 2
+    # A later version that is still broken updates the same row and keeps the latest payload.
+    touched_at = shop.generator.touch(broken, datetime.now(timezone.utc))
+    poll(cloud, "shopify")
+    items = QuarantineTable(get_settings().quarantine_table).list()
+    assert len(items) == 1 and items[0]["seen_count"] == 3
+    latest = QuarantineTable.raw_payload(items[0])
+    assert datetime.fromisoformat(latest["updated_at"]) == touched_at
     shop.simulator.stop()
 
 

@@ -14,6 +14,8 @@ CONTRACT_FIELDS = {
     "order_key", "channel", "shop_id", "channel_order_id", "status", "channel_status", "buyer_id",
     "currency", "total", "lines", "ship_to", "created_at", "paid_at", "updated_at",
 }
+SHIP_TO_FIELDS = {"country", "province", "city", "district", "address", "postal_code", "name", "phone", "encrypted"}
+LINE_FIELDS = {"line_id", "sku", "seller_sku", "quantity", "unit_price"}
 
 
 @pytest.mark.parametrize(
@@ -37,6 +39,8 @@ def test_prints_one_contract_object_per_order(channel, path, order_ids, statuses
     assert len(lines) == len(order_ids)
     orders = [json.loads(line) for line in lines]
     assert all(set(order) == CONTRACT_FIELDS for order in orders)
+    assert all(set(order["ship_to"]) == SHIP_TO_FIELDS for order in orders)
+    assert all(set(line) == LINE_FIELDS for order in orders for line in order["lines"])
     assert [o["order_key"] for o in orders] == [f"{channel}#s1#{order_id}" for order_id in order_ids]
     assert [o["status"] for o in orders] == statuses
     assert all(isinstance(o["total"], str) for o in orders)

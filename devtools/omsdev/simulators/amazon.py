@@ -205,8 +205,9 @@ class AmazonSimulator(Simulator):
         def key(entry: BookEntry) -> tuple[datetime, str]:
             return (entry.updated_at if by_update else entry.created_at), entry.order_id
 
+        window = (after, before) if by_update else (None, None)
         matching = sorted(
-            (e for e in self._entries(query["marketplaces"])
+            (e for e in self._entries(query["marketplaces"], *window)
              if after <= key(e)[0] <= before
              and (not query["statuses"] or (e.payload.get("order") or {}).get("OrderStatus") in query["statuses"])),
             key=key,
@@ -252,13 +253,15 @@ class AmazonSimulator(Simulator):
         return {"by": by, "after": after.isoformat(), "before": before.isoformat(), "size": size,
                 "marketplaces": marketplaces, "statuses": statuses, "last": None}
 
-    def _entries(self, marketplaces: list[str]) -> list[BookEntry]:
+    def _entries(self, marketplaces: list[str], updated_after=None, updated_before=None) -> list[BookEntry]:
+        """The marketplaces' orders, narrowed by the book's update-time index when bounds are given."""
         chosen: list[BookEntry] = []
         for marketplace, book in self.books.items():
+            entries = book.select(updated_after, updated_before)
             if marketplace == _ANY_MARKETPLACE:
-                chosen += [e for e in book.entries() if _marketplace_of(e) in (*marketplaces, None)]
+                chosen += [e for e in entries if _marketplace_of(e) in (*marketplaces, None)]
             elif marketplace in marketplaces:
-                chosen += book.entries()
+                chosen += entries
         return chosen
 
     def _order_items(self, order_id: str) -> tuple[Reply, str]:

@@ -9,6 +9,7 @@ polling hard. A *malformed* order keeps a valid id but a payload our normalizer 
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +61,8 @@ class OrderBook:
     def __init__(self, channel: str | None = None):
         self.channel = channel
         self._entries: dict[str, BookEntry] = {}
+        # (updated_at, order_id), kept sorted: a window query is a bisect, not a scan of the book.
+        self._by_update: list[tuple[datetime, str]] = []
         self._lock = threading.Lock()
 
     def put(
@@ -81,8 +84,10 @@ class OrderBook:
                 entry = BookEntry(order_id, payload, updated_at, created_at, now, open, malformed)
                 self._entries[order_id] = entry
             else:
+                del self._by_update[bisect.bisect_left(self._by_update, (entry.updated_at, order_id))]
                 entry.payload, entry.updated_at, entry.created_at = payload, updated_at, created_at
                 entry.open, entry.malformed = open, malformed
+            bisect.insort(self._by_update, (updated_at, order_id))
             entry.versions.append(OrderVersion(payload, updated_at, now))
             return entry
 
@@ -98,12 +103,21 @@ class OrderBook:
         key: Callable[[BookEntry], datetime] = by_updated_at,
     ) -> list[BookEntry]:
         """Entries whose key lies in [start, end] (both inclusive), ascending by (key, id)."""
+        if key is by_updated_at:
+            return self._select_by_update(start, end)
         with self._lock:
             chosen = [
                 e for e in self._entries.values()
                 if (start is None or key(e) >= start) and (end is None or key(e) <= end)
             ]
         return sorted(chosen, key=lambda e: (key(e), e.order_id))
+
+    def _select_by_update(self, start: datetime | None, end: datetime | None) -> list[BookEntry]:
+        with self._lock:
+            low = 0 if start is None else bisect.bisect_left(self._by_update, (start, ""))
+            # Order ids are never empty, so (end, "\U0010ffff") sorts after every key at `end`.
+            high = len(self._by_update) if end is None else bisect.bisect_right(self._by_update, (end, "\U0010ffff"))
+            return [self._entries[order_id] for _, order_id in self._by_update[low:high]]
 
     def get(self, order_id: str) -> BookEntry | None:
         with self._lock:

@@ -170,7 +170,7 @@ class ShopifySimulator(Simulator):
         bounds = {name: query.get(name) for name in _TIME_FILTERS}
         ids = set(query.get("ids") or ())
         chosen = []
-        for entry in self.book.entries():
+        for entry in self._candidates(bounds["updated_at_min"], bounds["updated_at_max"]):
             updated, created, number = _micros(entry.updated_at), _micros(entry.created_at), int(entry.order_id)
             cancelled, closed = self._status_of(entry)
             status = query["status"]
@@ -190,6 +190,16 @@ class ShopifySimulator(Simulator):
             chosen.append(((value, number), entry))
         chosen.sort(key=lambda pair: pair[0], reverse=direction == "desc")
         return chosen
+
+    def _candidates(self, updated_min: int | None, updated_max: int | None) -> list[BookEntry]:
+        """Orders inside the update-time bounds, from the book's index (the usual incremental query)."""
+        if updated_min is None and updated_max is None:
+            return self.book.entries()
+
+        def moment(micros: int | None) -> datetime | None:
+            return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+        return self.book.select(moment(updated_min), moment(updated_max))
 
     def _list(self, request: Request) -> Reply:
         try:

@@ -1,7 +1,10 @@
 """The Quarantine table: malformed orders kept with their reason, listed by state, replayable.
 
-The id is derived from the payload, so re-reading the same broken order in an overlapping window
-bumps `seen_count` instead of adding a row. Listing uses the `by-state` index, never a scan.
+One row per broken order: the id is (channel, shop, platform order id), so re-reading it in an
+overlapping window, or a later version that is still broken, bumps `seen_count` and keeps the
+latest payload and reason instead of adding a row; a broken sighting re-opens a replayed row.
+Only a payload without a readable order id is keyed by a digest of its content. Listing uses the
+`by-state` index, never a scan.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ REPLAYED = "replayed"
 
 
 def quarantine_id(channel: str, shop_id: str, channel_order_id: str | None, raw: dict) -> str:
+    if channel_order_id:
+        return f"{channel}#{shop_id}#{channel_order_id}"
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-    return f"{channel}#{shop_id}#{channel_order_id or 'unknown'}#{digest}"
+    return f"{channel}#{shop_id}#unknown#{digest}"
 
 
 class QuarantineTable:
@@ -47,7 +52,7 @@ class QuarantineTable:
         names = {"#state": "state"}
         expression = (
             "SET channel = :channel, shop_id = :shop, reason = :reason, raw_gz = :raw, "
-            "#state = if_not_exists(#state, :state), quarantined_at = if_not_exists(quarantined_at, :now), "
+            "#state = :state, quarantined_at = if_not_exists(quarantined_at, :now), "
             "last_seen_at = :now ADD seen_count :one"
         )
         if channel_order_id is not None:
