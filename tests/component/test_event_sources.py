@@ -369,3 +369,41 @@ def test_filter_patterns_follow_lambdas_rules():
         compile_filters({"Filters": [{"Pattern": '{"eventName": "INSERT"}'}]})
     with pytest.raises(FilterPatternError):
         compile_filters({"Filters": [{"Pattern": '{"n": [{"numeric": ["~", 1]}]}'}]})
+
+
+def test_reserved_concurrency_throttles_an_overlapping_invocation_like_lambda(cloud_factory, handlers):
+    from omsdev.localcloud.lambda_runtime import FunctionThrottledError
+
+    # GIVEN a function with ReservedConcurrentExecutions 1, busy with one invocation
+    cloud = cloud_factory(SCHEDULE_TEMPLATE, start_event_sources=False)
+    handlers.GATE.clear()
+    first = threading.Thread(target=cloud.invoke, args=("SingleFunction", {"n": 1}))
+    first.start()
+    wait_until(lambda: len(handlers.calls_of("SingleFunction")) == 1, timeout=5, what="the first invocation")
+    try:
+        # WHEN a second invocation arrives THEN it is refused as TooManyRequestsException, never run
+        with pytest.raises(FunctionThrottledError, match="TooManyRequestsException"):
+            cloud.invoke("SingleFunction", {"n": 2})
+        assert len(handlers.calls_of("SingleFunction")) == 1
+        # AND a caller that overlaps on purpose (to prove a lease) can still say so
+        handlers.GATE.set()
+        assert cloud.invoke("SingleFunction", {"n": 3}, bypass_concurrency=True) == {"released": True}
+    finally:
+        handlers.GATE.set()
+        first.join()
+    # AND once the first has finished, the next invocation runs
+    assert cloud.invoke("SingleFunction", {"n": 4}) == {"released": True}
+    assert cloud.stats()["functions"]["SingleFunction"]["throttles"] == 1
+
+
+def test_an_invocation_that_outlives_its_timeout_fails_as_task_timed_out(cloud_factory, handlers):
+    from omsdev.localcloud.lambda_runtime import FunctionTimeoutError
+
+    cloud = cloud_factory(SCHEDULE_TEMPLATE, start_event_sources=False)
+    # GIVEN a function with Timeout 1: a quick call succeeds and sees its remaining time
+    quick = cloud.invoke("SleepyFunction", {"seconds": 0.1})
+    assert 0 < quick["remaining_ms"] <= 900
+    # WHEN a call runs past its timeout THEN the caller gets Lambda's failure, not the result
+    with pytest.raises(FunctionTimeoutError, match="Task timed out after 1.00 seconds"):
+        cloud.invoke("SleepyFunction", {"seconds": 1.2})
+    assert cloud.stats()["functions"]["SleepyFunction"]["timeouts"] == 1

@@ -264,8 +264,9 @@ class LocalCloud:
         self.stop()
 
     # -- use -----------------------------------------------------------------------------------
-    def invoke(self, function_logical_id: str, event: Any) -> Any:
-        return self.runtime.invoke(function_logical_id, event)
+    def invoke(self, function_logical_id: str, event: Any, *, bypass_concurrency: bool = False) -> Any:
+        """A RequestResponse invocation; beyond the function's reserved concurrency it is throttled."""
+        return self.runtime.invoke(function_logical_id, event, bypass_concurrency=bypass_concurrency)
 
     def stats(self) -> dict:
         return {

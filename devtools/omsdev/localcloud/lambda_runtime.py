@@ -3,8 +3,10 @@
 All functions share this process, so their environments are merged into os.environ once at start
 (`merge_environments` refuses two functions that give one variable different values). Like Lambda,
 an invocation that outlives the function's Timeout fails ("Task timed out"), even though in-process
-it cannot be cut short. ReservedConcurrentExecutions is not enforced on direct invocations (tests
-overlap invocations on purpose); the emulated event sources invoke one batch at a time per mapping.
+it cannot be cut short. ReservedConcurrentExecutions is enforced: an invocation beyond it is
+refused with TooManyRequestsException, as Lambda does; a test that must overlap invocations on
+purpose (to prove a lease) says so with `bypass_concurrency`. The emulated event sources invoke
+one batch at a time per mapping, and a schedule's next run waits for the previous one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class FunctionError(RuntimeError):
 
 class FunctionTimeoutError(FunctionError):
     """The invocation ran longer than the function's Timeout: Lambda reports it failed."""
+
+
+class FunctionThrottledError(FunctionError):
+    """More concurrent invocations than ReservedConcurrentExecutions: Lambda's TooManyRequestsException."""
 
 
 class LambdaContext:
@@ -79,6 +85,7 @@ class FunctionStats:
         self.invocations = 0
         self.errors = 0
         self.timeouts = 0
+        self.throttles = 0
         self.last_error: str | None = None
         self.durations: deque[float] = deque(maxlen=1000)
         self._lock = threading.Lock()
@@ -92,12 +99,17 @@ class FunctionStats:
                 self.timeouts += isinstance(error, FunctionTimeoutError)
                 self.last_error = "".join(traceback.format_exception_only(type(error), error)).strip()
 
+    def throttled(self) -> None:
+        with self._lock:
+            self.throttles += 1
+
     def snapshot(self) -> dict:
         with self._lock:
             ordered = sorted(self.durations)
         pick = lambda share: round(ordered[min(int(share * len(ordered)), len(ordered) - 1)] * 1000, 1) if ordered else None
         return {
             "invocations": self.invocations, "errors": self.errors, "timeouts": self.timeouts,
+            "throttles": self.throttles,
             "duration_ms": {"p50": pick(0.5), "p95": pick(0.95), "max": pick(1.0)},
             "last_error": self.last_error,
         }
@@ -115,6 +127,8 @@ class LambdaRuntime:
         self.listeners: list[Callable[[str, dict, Any], None]] = []  # (function id, event, result or error)
         self._handlers: dict[str, Callable] = {}
         self._load_lock = threading.Lock()
+        self._in_flight: dict[str, int] = {fid: 0 for fid in self.functions}
+        self._in_flight_lock = threading.Lock()
 
     def function_arn(self, logical_id: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_names[logical_id]}"
@@ -154,10 +168,28 @@ class LambdaRuntime:
         except (ImportError, AttributeError) as error:
             raise FunctionError(f"{spec.logical_id}: cannot load handler {spec.handler} from {code_dir}: {error}") from error
 
-    def invoke(self, logical_id: str, event: Any, *, request_id: str | None = None) -> Any:
+    def invoke(self, logical_id: str, event: Any, *, request_id: str | None = None, bypass_concurrency: bool = False) -> Any:
         """Invoke synchronously like Lambda's RequestResponse; the handler's exception propagates."""
         spec = self.spec(logical_id)
         handler = self.handler(logical_id)
+        self._enter(spec, bypass_concurrency)
+        try:
+            return self._run(spec, handler, event, request_id)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight[logical_id] -= 1
+
+    def _enter(self, spec: FunctionSpec, bypass: bool) -> None:
+        with self._in_flight_lock:
+            limit = spec.reserved_concurrency
+            if not bypass and limit is not None and self._in_flight[spec.logical_id] >= int(limit):
+                self.stats[spec.logical_id].throttled()
+                raise FunctionThrottledError(f"{spec.logical_id}: Rate Exceeded (TooManyRequestsException): "
+                                             f"ReservedConcurrentExecutions {limit} already running")
+            self._in_flight[spec.logical_id] += 1
+
+    def _run(self, spec: FunctionSpec, handler: Callable, event: Any, request_id: str | None) -> Any:
+        logical_id = spec.logical_id
         context = LambdaContext(function_name=self.function_names[logical_id], invoked_function_arn=self.function_arn(logical_id),
                                 memory_limit_in_mb=spec.memory_size, timeout_seconds=spec.timeout, aws_request_id=request_id)
         started = time.monotonic()
