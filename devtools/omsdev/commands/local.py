@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -61,15 +62,19 @@ def run_up(args) -> int:
     cloud = LocalCloud(args.template, endpoint=args.endpoint, port=args.port, speed=args.speed,
                        stack_name=args.stack_name, parameter_overrides={"LogLevel": "WARNING"},
                        start_event_sources=False, server="process")
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    cloud.start()
+    try:
+        cloud.start()
+    except RuntimeError as error:  # e.g. nothing answers at --endpoint
+        print(f"oms local up: {error}", file=sys.stderr)
+        return 2
     print(f"local cloud: endpoint {cloud.endpoint}, stack {args.stack_name}, template {args.template}")
     if args.duration == 0:
         cloud.stop()
         print("resources provisioned; nothing else started (--duration 0)")
         return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     faults = lambda seed: FaultPlan(rate=preset["fault_rate"], kinds=("5xx", "429", "timeout"), timeout_seconds=2.0, seed=seed)
     shops = [start_shopify_shop("demo-hk", faults=faults(1)), start_amazon_shop("demo-eu", faults=faults(2), rate_multiplier=20)]
     for shop in shops:
