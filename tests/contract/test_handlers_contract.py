@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
+from oms.domain.order import CHANNELS
 from tests.contract.test_settings_contract import ROOT, template
 
 FUNCTIONS = {
@@ -55,7 +56,22 @@ def test_each_channel_poller_schedule_input_parses_with_the_poller_model():
         if properties["Handler"] == "poller.handler.lambda_handler"
         for event in properties["Events"].values()
     ]
-    assert {ScheduledPollEvent.model_validate_json(text).channel for text in inputs} == {"shopify", "amazon"}
+    # One poller per channel of the contract, each on its own schedule.
+    assert sorted(ScheduledPollEvent.model_validate_json(text).channel for text in inputs) == sorted(CHANNELS)
+
+
+@pytest.mark.parametrize("path", _events("reconcile"), ids=lambda p: p.name)
+def test_reconcile_events_parse_with_the_reconcile_model(path):
+    from reconcile.handler import ReconcileEvent
+
+    ReconcileEvent.model_validate(json.loads(path.read_text()))
+
+
+def test_every_channel_is_reconciled_on_a_schedule():
+    from reconcile.handler import ReconcileEvent
+
+    events = FUNCTIONS["ReconcileFunction"]["Events"].values()
+    assert sorted(ReconcileEvent.model_validate_json(e["Properties"]["Input"]).channel for e in events) == sorted(CHANNELS)
 
 
 @pytest.mark.parametrize("path", _events("window_retry"), ids=lambda p: p.name)

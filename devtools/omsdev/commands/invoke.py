@@ -53,19 +53,30 @@ def env_var_overrides(path: str, function_id: str, declared: set[str]) -> dict[s
 
 
 def run(args) -> int:
-    endpoint = args.endpoint.rstrip("/")
+    try:
+        with open(args.event, encoding="utf-8") as handle:
+            event = json.load(handle)
+    except (OSError, ValueError) as error:
+        return _fail(str(error))
+    return invoke_function(args.function, event, endpoint=args.endpoint, template_path=args.template,
+                           stack_name=args.stack_name, env_vars=args.env_vars)
+
+
+def invoke_function(function_id: str, event, *, endpoint: str, template_path: str, stack_name: str,
+                    env_vars: str | None = None) -> int:
+    """Invoke one function of the template in this process against the running stack; print its
+    result (or Lambda's error document) as JSON. Exit code 0, 1 (the function failed) or 2."""
+    endpoint = endpoint.rstrip("/")
     if not endpoint_is_up(endpoint):
         return _fail(f"no local cloud at {endpoint}; start it with `oms local up`")
     try:
-        template = Template.load(args.template)
-        spec = template.function(args.function)
-        with open(args.event, encoding="utf-8") as handle:
-            event = json.load(handle)
+        template = Template.load(template_path)
+        spec = template.function(function_id)
         apply_environment(TOOLING_ENVIRONMENT)
-        stack = Stack(template, args.stack_name, endpoint).attach()
+        stack = Stack(template, stack_name, endpoint).attach()
         environment = stack.function_environment(spec.logical_id)
-        if args.env_vars:
-            environment.update(env_var_overrides(args.env_vars, spec.logical_id, set(spec.environment)))
+        if env_vars:
+            environment.update(env_var_overrides(env_vars, spec.logical_id, set(spec.environment)))
         environment["OMS_AWS_ENDPOINT_URL"] = endpoint
     except (KeyError, OSError, ValueError, TemplateError, ProvisionError) as error:
         return _fail(str(error.args[0]) if isinstance(error, KeyError) else str(error))

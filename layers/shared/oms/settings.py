@@ -31,6 +31,8 @@ class Settings(BaseModel):
     initial_lookback_seconds: int = Field(alias="INITIAL_LOOKBACK_SECONDS", ge=60)
     channel_http_timeout_seconds: float = Field(alias="CHANNEL_HTTP_TIMEOUT_SECONDS", gt=0)
     secrets_prefix: str = Field(alias="SECRETS_PREFIX", min_length=1)
+    reconciliation_table: str = Field(alias="RECONCILIATION_TABLE", min_length=1)
+    reconcile_lookback_seconds: int = Field(alias="RECONCILE_LOOKBACK_SECONDS", ge=300)
     # Empty in AWS; points boto3 at LocalStack or the local cloud's moto server elsewhere.
     aws_endpoint_url: str | None = Field(default=None, alias="OMS_AWS_ENDPOINT_URL")
 

@@ -9,10 +9,12 @@ from oms.adapters.clock import SystemClock
 from oms.adapters.cursors_table import CursorsTable
 from oms.adapters.orders_table import OrdersTable
 from oms.adapters.quarantine_table import QuarantineTable
+from oms.adapters.reconciliation_table import ReconciliationTable
 from oms.adapters.retry_queue import SqsRetryQueue
 from oms.domain.polling import RetrySchedule
 from oms.normalizers import normalizer_for
 from oms.services.ingest import IngestPorts, PollPorts, PollSettings
+from oms.services.reconcile import ReconcilePorts
 from oms.settings import Settings
 
 # A poll that outlives its Lambda timeout must not keep others out for long.
@@ -28,7 +30,7 @@ def poll_settings(settings: Settings) -> PollSettings:
     )
 
 
-def poll_ports(settings: Settings, channel: str, *, deadline: float | None) -> PollPorts:
+def _client_factory(settings: Settings, deadline: float | None):
     def client_for(channel_name: str, shop_id: str):
         return build_client(
             channel_name,
@@ -38,12 +40,31 @@ def poll_ports(settings: Settings, channel: str, *, deadline: float | None) -> P
             deadline=deadline,
         )
 
+    return client_for
+
+
+def _ingest_ports(settings: Settings, channel: str) -> IngestPorts:
+    return IngestPorts(
+        orders=OrdersTable(settings.orders_table, settings.raw_payload_bucket),
+        quarantine=QuarantineTable(settings.quarantine_table),
+        normalizer=normalizer_for(channel),
+    )
+
+
+def reconcile_ports(settings: Settings, channel: str, *, deadline: float | None) -> tuple[ReconcilePorts, CursorsTable]:
+    ports = ReconcilePorts(
+        ingest=_ingest_ports(settings, channel),
+        client_for=_client_factory(settings, deadline),
+        log=ReconciliationTable(settings.reconciliation_table),
+        clock=SystemClock(),
+    )
+    return ports, CursorsTable(settings.shop_cursors_table)
+
+
+def poll_ports(settings: Settings, channel: str, *, deadline: float | None) -> PollPorts:
+    client_for = _client_factory(settings, deadline)
     return PollPorts(
-        ingest=IngestPorts(
-            orders=OrdersTable(settings.orders_table, settings.raw_payload_bucket),
-            quarantine=QuarantineTable(settings.quarantine_table),
-            normalizer=normalizer_for(channel),
-        ),
+        ingest=_ingest_ports(settings, channel),
         cursors=CursorsTable(settings.shop_cursors_table),
         retry_queue=SqsRetryQueue(settings.retry_queue_url, settings.retry_dlq_url),
         clock=SystemClock(),

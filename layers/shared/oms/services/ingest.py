@@ -61,9 +61,18 @@ class IngestPorts:
 
 
 def ingest_window(
-    client: ChannelClient, shop_id: str, window: PollWindow, ports: IngestPorts, counts: WindowCounts | None = None
+    client: ChannelClient,
+    shop_id: str,
+    window: PollWindow,
+    ports: IngestPorts,
+    counts: WindowCounts | None = None,
+    on_saved: Callable[[str, str], None] | None = None,
 ) -> WindowCounts:
-    """Read and store every page; `counts` (if given) keeps what was done even when a page fails."""
+    """Read and store every page; `counts` (if given) keeps what was done even when a page fails.
+
+    `on_saved(order key, outcome)` hears of every order written or quarantined (reconciliation
+    reports exactly what it repaired).
+    """
     counts = counts if counts is not None else WindowCounts()
 
     def normalize(raw: dict):
@@ -75,15 +84,17 @@ def ingest_window(
     def store(pair) -> str:
         raw, order = pair
         if isinstance(order, MalformedOrderError):
+            order_id = ports.normalizer.order_id_of(raw)
             ports.quarantine.quarantine(
-                channel=client.channel,
-                shop_id=shop_id,
-                channel_order_id=ports.normalizer.order_id_of(raw),
-                reason=order.reason,
-                raw=raw,
+                channel=client.channel, shop_id=shop_id, channel_order_id=order_id, reason=order.reason, raw=raw
             )
+            if on_saved is not None:
+                on_saved(order_key(client.channel, shop_id, order_id or "?"), QUARANTINED)
             return QUARANTINED
-        return ports.orders.save(order, raw).value
+        outcome = ports.orders.save(order, raw).value
+        if on_saved is not None:
+            on_saved(order.order_key, outcome)
+        return outcome
 
     def known(pairs: list[tuple[str | None, str | None]]) -> set[str]:
         stamps = {}
