@@ -7,6 +7,7 @@ same path: simulator HTTP -> poller -> Orders table.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +30,15 @@ class SimulatedShop:
     @property
     def book(self) -> OrderBook:
         return self.simulator.book
+
+
+def simulated_channels() -> list[str]:
+    """Channels with a simulator, an adapter and a normalizer, in the contract's order."""
+    from oms.domain.order import CHANNELS
+    from oms.normalizers import SUPPORTED
+
+    return [c for c in CHANNELS if c in SUPPORTED and importlib.util.find_spec(f"omsdev.simulators.{c}")
+            and importlib.util.find_spec(f"oms.adapters.channels.{c}")]
 
 
 def start_shop(

@@ -8,10 +8,16 @@ import threading
 import time
 from datetime import timedelta
 
-from omsdev.demo import IngestTally, reconcile, start_amazon_shop, start_shopify_shop
+from omsdev.demo import IngestTally, reconcile, simulated_channels, start_shop
 from omsdev.localcloud.cloud import DEFAULT_TEMPLATE, LocalCloud
 from omsdev.simulators.base import FaultPlan
 from omsdev.simulators.scenario import Scenario, ScenarioRunner
+
+# One demo shop per channel; Amazon's getOrderItems (0.5/s) is raised so the demo shows it within
+# a minute, like a seller on a higher usage plan.
+DEMO_SHOPS = {"taobao": "demo-tmall", "jd": "demo-jd", "pdd": "demo-pdd", "douyin": "demo-douyin",
+              "kuaishou": "demo-ks", "amazon": "demo-eu", "aliexpress": "demo-ae", "shopify": "demo-hk"}
+RATE_MULTIPLIERS = {"amazon": 20}
 
 SCENARIOS = {
     # A quiet shop day, sped up so something happens every few seconds, with the usual mess:
@@ -76,7 +82,9 @@ def run_up(args) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     faults = lambda seed: FaultPlan(rate=preset["fault_rate"], kinds=("5xx", "429", "timeout"), timeout_seconds=2.0, seed=seed)
-    shops = [start_shopify_shop("demo-hk", faults=faults(1)), start_amazon_shop("demo-eu", faults=faults(2), rate_multiplier=20)]
+    shops = [start_shop(channel, DEMO_SHOPS[channel], faults=faults(seed), seed=seed,
+                        rate_multiplier=RATE_MULTIPLIERS.get(channel, 1.0))
+             for seed, channel in enumerate(simulated_channels(), start=1)]
     for shop in shops:
         print(f"simulator: {shop.channel} shop {shop.shop_id} at {shop.simulator.url}")
     runner = ScenarioRunner([shop.generator for shop in shops], preset["scenario"])
