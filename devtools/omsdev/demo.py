@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from oms.adapters.orders_table import OrdersTable
 from oms.settings import get_settings
+
 from omsdev.shops import register_shop
 from omsdev.simulators.base import FaultPlan
 from omsdev.simulators.orderbook import OrderBook

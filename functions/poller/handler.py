@@ -9,16 +9,14 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, field_validator
-
-from oms.normalizers import SUPPORTED
 from aws_lambda_powertools.metrics import MetricUnit
-
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from oms.normalizers import SUPPORTED
 from oms.observability import logger, metrics
 from oms.services.dependencies import poll_ports, poll_settings
 from oms.services.ingest import poll_shop
 from oms.settings import get_settings
+from pydantic import BaseModel, ConfigDict, field_validator
 
 # Stop starting new work this long before the Lambda timeout.
 SAFETY_MARGIN_SECONDS = 5

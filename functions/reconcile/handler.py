@@ -8,17 +8,16 @@ cursor: polling has not reached that part yet.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
-
 from oms.normalizers import SUPPORTED
 from oms.observability import logger, metrics
 from oms.services.dependencies import reconcile_ports
 from oms.services.reconcile import reconcile_shop
 from oms.settings import get_settings
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 SAFETY_MARGIN_SECONDS = 10
 

@@ -153,3 +153,20 @@ def test_oms_invoke_without_a_local_cloud_exits_2_with_a_hint(tmp_path, capsys):
     # THEN it exits 2 and says how to start the local cloud
     assert code == 2
     assert f"no local cloud at {endpoint}; start it with `oms local up`" in capsys.readouterr().err
+
+
+def test_a_new_local_cloud_starts_its_handlers_cold(cloud_factory):
+    """Handlers build some dependencies once per container (the retry consumer's idempotency
+    store on one table of one endpoint): a second stack in this process must not inherit them."""
+    import sys
+
+    from omsdev.localcloud.cloud import DEFAULT_TEMPLATE
+
+    first = cloud_factory(DEFAULT_TEMPLATE, start_event_sources=False)
+    first.runtime.handler("WindowRetryFunction")
+    warm = sys.modules["window_retry.handler"]._retry_once
+    warm()  # binds the idempotency store to the first stack's table
+    assert warm.cache_info().currsize == 1
+    cloud_factory(DEFAULT_TEMPLATE, start_event_sources=False)
+    cold = sys.modules["window_retry.handler"]._retry_once
+    assert cold is not warm and cold.cache_info().currsize == 0

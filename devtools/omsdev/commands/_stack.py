@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from omsdev.localcloud.cloud import DEFAULT_TEMPLATE, TOOLING_ENVIRONMENT, cold_start_containers, endpoint_is_up
+from omsdev.localcloud.cloud import (
+    DEFAULT_TEMPLATE,
+    TOOLING_ENVIRONMENT,
+    cold_start_containers,
+    endpoint_is_up,
+)
 from omsdev.localcloud.provision import Stack
 from omsdev.localcloud.runtime import apply_environment, merge_environments
 from omsdev.localcloud.template import Template

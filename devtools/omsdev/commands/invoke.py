@@ -12,7 +12,12 @@ import json
 import sys
 import traceback
 
-from omsdev.localcloud.cloud import DEFAULT_TEMPLATE, TOOLING_ENVIRONMENT, cold_start_containers, endpoint_is_up
+from omsdev.localcloud.cloud import (
+    DEFAULT_TEMPLATE,
+    TOOLING_ENVIRONMENT,
+    cold_start_containers,
+    endpoint_is_up,
+)
 from omsdev.localcloud.lambda_runtime import LambdaRuntime, apply_environment
 from omsdev.localcloud.provision import ProvisionError, Stack
 from omsdev.localcloud.template import Template, TemplateError

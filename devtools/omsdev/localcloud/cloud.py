@@ -12,6 +12,7 @@ environment restored.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -25,12 +26,18 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from omsdev.localcloud.event_sources import ApiRoute, EventSource, api_routes, build_sources
+from omsdev.localcloud.event_sources import (
+    ApiRoute,
+    EventSource,
+    api_routes,
+    build_sources,
+)
 from omsdev.localcloud.lambda_runtime import LambdaRuntime, merge_environments
 from omsdev.localcloud.provision import Stack
 from omsdev.localcloud.template import REGION, Template
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "infra" / "template.yaml"
+FUNCTIONS_DIR = DEFAULT_TEMPLATE.parents[1] / "functions"
 TOOLING_ENVIRONMENT = {
     # Dummy credentials: nothing started here may ever reach real AWS.
     "AWS_ACCESS_KEY_ID": "testing",
@@ -75,6 +82,17 @@ def cold_start_containers() -> None:
 
     Only modules already imported are touched; nothing is imported here.
     """
+    # Channel adapters keep access and refresh tokens per shop at module level: a new container
+    # starts without them and reads the shop's secret again.
+    for module_name in [name for name in sys.modules if name.startswith("oms.adapters.channels.")]:
+        module = sys.modules[module_name]
+        if hasattr(module, "_tokens") or hasattr(module, "_sessions"):
+            importlib.reload(module)
+    # Handlers build some dependencies once per container (the retry consumer's idempotency store,
+    # bound to one table on one endpoint): a new stack gets fresh handler modules too.
+    for module_name, module in list(sys.modules.items()):
+        if Path(getattr(module, "__file__", None) or "/").resolve().is_relative_to(FUNCTIONS_DIR):
+            importlib.reload(module)
     for module_name, attribute, action in (
         ("oms.settings", "get_settings", "cache_clear"),
         ("oms.adapters.aws", "client", "cache_clear"),
@@ -109,7 +127,11 @@ class SerialisedThreadedMotoServer(ThreadedMotoServer):
     """moto's ThreadedMotoServer with its app wrapped in `DynamoDBOneRequestAtATime`."""
 
     def _server_entry(self) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
         from werkzeug.serving import make_server
 
         app = DynamoDBOneRequestAtATime(DomainDispatcherApplication(create_backend_app))

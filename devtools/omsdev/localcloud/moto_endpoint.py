@@ -12,7 +12,10 @@ import argparse
 import os
 import threading
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    create_backend_app,
+)
 from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
 

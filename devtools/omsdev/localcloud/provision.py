@@ -24,7 +24,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from omsdev.localcloud.template import ACCOUNT_ID, REGION, Resolver, Template, TemplateError, environment_strings
+from omsdev.localcloud.template import (
+    ACCOUNT_ID,
+    REGION,
+    Resolver,
+    Template,
+    TemplateError,
+    environment_strings,
+)
 
 # Types that need no emulated service: the local cloud runs functions in-process and wires their
 # Events itself; IAM, logs and alarms have no local effect.

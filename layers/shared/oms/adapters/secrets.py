@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from functools import lru_cache
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -26,3 +28,17 @@ def shop_credentials(prefix: str, channel: str, shop_id: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"secret {secret_name(prefix, channel, shop_id)} must hold a JSON object")
     return value
+
+
+_write_lock = threading.Lock()
+
+
+def merge_into_shop_secret(prefix: str, channel: str, shop_id: str, fields: dict) -> None:
+    """Merge rotated tokens into the shop's secret (read fresh, never from the cache) and drop the
+    cached copy so the next read sees them."""
+    name = secret_name(prefix, channel, shop_id)
+    client = aws.client("secretsmanager")
+    with _write_lock:
+        current = json.loads(client.get_secret_value(SecretId=name)["SecretString"])
+        client.put_secret_value(SecretId=name, SecretString=json.dumps({**current, **fields}))
+        _provider().clear_cache()

@@ -22,12 +22,17 @@ from datetime import datetime, timedelta
 from types import ModuleType
 
 from oms.domain.order import MalformedOrderError, epoch_ms, order_key, version_stamp
-from oms.domain.polling import ChannelWindowRules, PollWindow, RetrySchedule, plan_poll_window
+from oms.domain.polling import (
+    ChannelWindowRules,
+    PollWindow,
+    RetrySchedule,
+    plan_poll_window,
+)
 from oms.ports import (
     ChannelClient,
     Clock,
-    InvocationDeadlineError,
     CursorRepository,
+    InvocationDeadlineError,
     OrderRepository,
     QuarantineRepository,
     RetryQueue,

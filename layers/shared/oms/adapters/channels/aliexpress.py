@@ -66,6 +66,7 @@ from oms.adapters.channels.http import (
 )
 from oms.adapters.channels.platform_time import epoch_millis, pacific_text
 from oms.adapters.channels.signing import compact_json, iop_sign
+from oms.adapters.channels.tokens import tokens_rotated
 from oms.domain.order import MalformedOrderError
 from oms.domain.polling import ChannelWindowRules, PollWindow
 from oms.normalizers._fields import US_PACIFIC, local_time
@@ -282,6 +283,8 @@ class AliexpressClient:
         # Refresh a little early; a short-lived token keeps most of its life.
         margin = min(TOKEN_REFRESH_MARGIN_SECONDS, expires_in / 10)
         expires_at = time.time() + expires_in - margin if expires_in else None
+        rotated = body.get("refresh_token") or refresh_token
         with _tokens_lock:
-            _tokens[(self._app_key, self._shop_id)] = (token, expires_at, body.get("refresh_token") or refresh_token)
+            _tokens[(self._app_key, self._shop_id)] = (token, expires_at, rotated)
+        tokens_rotated("aliexpress", self._shop_id, {"access_token": token, "refresh_token": rotated})
         return token

@@ -60,6 +60,7 @@ from oms.adapters.channels.http import (
 )
 from oms.adapters.channels.platform_time import china_text
 from oms.adapters.channels.signing import compact_json, top_sign
+from oms.adapters.channels.tokens import tokens_rotated
 from oms.domain.polling import ChannelWindowRules, PollWindow
 from oms.normalizers.jd import ORDER_STATES, RESPONSE_ROOT
 from oms.ports import ChannelAuthError, KnownVersions
@@ -252,4 +253,5 @@ class JdClient:
         token = _Token(body["access_token"], body.get("refresh_token") or refresh_token, expires_at)
         with _tokens_lock:
             _tokens[self._token_key] = token
+        tokens_rotated("jd", self._shop_id, {"access_token": token.access_token, "refresh_token": token.refresh_token})
         return token.access_token

@@ -68,6 +68,7 @@ from oms.adapters.channels.http import (
 )
 from oms.adapters.channels.platform_time import epoch_millis
 from oms.adapters.channels.signing import kuaishou_sign
+from oms.adapters.channels.tokens import tokens_rotated
 from oms.domain.polling import ChannelWindowRules, PollWindow
 from oms.ports import ChannelAuthError, KnownVersions
 
@@ -259,6 +260,8 @@ class KuaishouClient:
         ).body
         session.access_token = body["access_token"]
         session.refresh_token = body.get("refresh_token") or session.refresh_token
+        tokens_rotated("kuaishou", self._shop_id,
+                       {"access_token": session.access_token, "refresh_token": session.refresh_token})
         expires_in = int(body.get("expires_in", 172800))
         session.expires_at = time.time() + max(expires_in - TOKEN_REFRESH_MARGIN_SECONDS, expires_in / 2)
         return session.access_token

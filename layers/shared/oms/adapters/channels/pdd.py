@@ -58,6 +58,7 @@ from oms.adapters.channels.http import (
 )
 from oms.adapters.channels.platform_time import epoch_seconds
 from oms.adapters.channels.signing import top_sign
+from oms.adapters.channels.tokens import tokens_rotated
 from oms.domain.polling import ChannelWindowRules, PollWindow
 from oms.ports import ChannelAuthError, KnownVersions
 
@@ -204,4 +205,5 @@ class PddClient:
         fresh = (granted["access_token"], granted.get("refresh_token") or refresh_token)
         with _tokens_lock:
             _tokens[self._token_key] = fresh
+        tokens_rotated("pdd", self._shop_id, {"access_token": fresh[0], "refresh_token": fresh[1]})
         return fresh[0]

@@ -7,8 +7,9 @@ import threading
 
 import requests
 
+from oms.adapters.channels import tokens
 from oms.adapters.channels.http import ChannelHttp
-from oms.adapters.secrets import shop_credentials
+from oms.adapters.secrets import merge_into_shop_secret, shop_credentials
 from oms.ports import ChannelClient
 
 _CLIENTS = {
@@ -44,5 +45,6 @@ def build_client(
     module_name, class_name = _CLIENTS[channel]
     client_class = getattr(importlib.import_module(module_name), class_name)
     credentials = shop_credentials(secrets_prefix, channel, shop_id)
+    tokens.install_persister(lambda ch, shop, fields: merge_into_shop_secret(secrets_prefix, ch, shop, fields))
     http = ChannelHttp(session=_session(), timeout_seconds=timeout_seconds, deadline=deadline)
     return client_class(shop_id, credentials, http)

@@ -76,6 +76,7 @@ from oms.adapters.channels.http import (
 )
 from oms.adapters.channels.platform_time import china_text
 from oms.adapters.channels.signing import top_sign
+from oms.adapters.channels.tokens import tokens_rotated
 from oms.domain.order import MalformedOrderError
 from oms.domain.polling import ChannelWindowRules, PollWindow
 from oms.normalizers.taobao import china_time, order_id_of
@@ -318,6 +319,7 @@ class TaobaoClient:
             raise ChannelAuthError(f"{REFRESH_METHOD}: unreadable answer {str(body)[:200]}") from error
         with _tokens_lock:
             _tokens[self._token_key] = tokens
+        tokens_rotated("taobao", self._shop_id, {"session": tokens.session, "refresh_token": tokens.refresh_token})
 
 
 def forget_tokens() -> None:
