@@ -13,12 +13,14 @@ from oms.adapters.reconciliation_table import ReconciliationTable
 from oms.adapters.retry_queue import SqsRetryQueue
 from oms.domain.polling import RetrySchedule
 from oms.normalizers import normalizer_for
-from oms.services.ingest import IngestPorts, PollPorts, PollSettings
+from oms.services.ingest import IngestPorts, PollPorts, PollSettings, RecentVersions
 from oms.services.reconcile import ReconcilePorts
 from oms.settings import Settings
 
 # A poll that outlives its Lambda timeout must not keep others out for long.
 LEASE = timedelta(minutes=5)
+# Kept by the warm container across invocations: the next poll's overlap re-read needs no lookups.
+_recent_versions = RecentVersions()
 
 
 def poll_settings(settings: Settings) -> PollSettings:
@@ -69,4 +71,5 @@ def poll_ports(settings: Settings, channel: str, *, deadline: float | None) -> P
         retry_queue=SqsRetryQueue(settings.retry_queue_url, settings.retry_dlq_url),
         clock=SystemClock(),
         client_for=client_for,
+        recent=_recent_versions,
     )

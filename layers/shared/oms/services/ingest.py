@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,13 +74,26 @@ def ingest_window(
     ports: IngestPorts,
     counts: WindowCounts | None = None,
     on_saved: Callable[[str, str], None] | None = None,
+    recent: RecentVersions | None = None,
 ) -> WindowCounts:
     """Read and store every page; `counts` (if given) keeps what was done even when a page fails.
 
     `on_saved(order key, outcome)` hears of every order written or quarantined (reconciliation
-    reports exactly what it repaired).
+    reports exactly what it repaired). `recent`: versions this container already knows to be
+    stored, so an overlap re-read needs no lookup (polling passes it; reconciliation, whose job is
+    to distrust what polling believes, does not). Exactly once rests on the conditional write.
     """
     counts = counts if counts is not None else WindowCounts()
+
+    def stored_versions(stamps: dict[str, int]) -> dict[str, int]:
+        found = recent.versions(stamps) if recent is not None else {}
+        unknown = [key for key, stamp in stamps.items() if found.get(key, -1) < stamp]
+        if unknown:
+            looked_up = ports.orders.stored_versions(unknown)
+            found.update(looked_up)
+            if recent is not None:
+                recent.remember(looked_up)
+        return found
 
     def normalize(raw: dict):
         try:
@@ -97,6 +112,8 @@ def ingest_window(
                 on_saved(order_key(client.channel, shop_id, order_id or "?"), QUARANTINED)
             return QUARANTINED
         outcome = ports.orders.save(order, raw).value
+        if recent is not None:  # whatever the outcome, this version (or a newer one) is stored now
+            recent.remember({order.order_key: version_stamp(order)})
         if on_saved is not None:
             on_saved(order.order_key, outcome)
         return outcome
@@ -108,17 +125,19 @@ def ingest_window(
                 stamps[order_id] = epoch_ms(updated_text)
             except (TypeError, ValueError, AttributeError):
                 continue  # unreadable: let the normalizer judge (and quarantine) it
-        stored = ports.orders.stored_versions([order_key(client.channel, shop_id, i) for i in stamps if i])
-        return {i for i, stamp in stamps.items() if i and stored.get(order_key(client.channel, shop_id, i), -1) >= stamp}
+        keyed = {order_key(client.channel, shop_id, i): (i, stamp) for i, stamp in stamps.items() if i}
+        stored = stored_versions({key: stamp for key, (_, stamp) in keyed.items()}) if keyed else {}
+        return {i for key, (i, stamp) in keyed.items() if stored.get(key, -1) >= stamp}
 
-    for page in client.fetch_window(window, known=known):
+    for page in prefetched(client.fetch_window(window, known=known)):
         counts.pages += 1
         counts.fetched += len(page)
         skipped = [raw for raw in page if raw.get("known") is True]
         counts.outcomes[SaveResult.DUPLICATE.value] += len(skipped)
         pairs = [(raw, normalize(raw)) for raw in page if raw.get("known") is not True]
         # Overlapping windows re-read stored orders: skip those already stored at this version or newer.
-        stored = ports.orders.stored_versions([o.order_key for _, o in pairs if not isinstance(o, MalformedOrderError)])
+        readable = {o.order_key: version_stamp(o) for _, o in pairs if not isinstance(o, MalformedOrderError)}
+        stored = stored_versions(readable) if readable else {}
         fresh = []
         for raw, order in pairs:
             known = None if isinstance(order, MalformedOrderError) else stored.get(order.order_key)
@@ -128,6 +147,92 @@ def ingest_window(
                 fresh.append((raw, order))
         counts.outcomes.update(_writers.map(store, fresh))
     return counts
+
+
+class RecentVersions:
+    """Order versions a warm container stored or found stored: what a poll's overlap re-reads.
+
+    Each poll re-reads the last minutes before its cursor (late-indexed orders); without this, every
+    re-read order costs a lookup on every poll. A stored version is only ever replaced by a newer
+    one, so "stored at version >= v" stays true; a cold container simply starts empty and looks
+    up. Per shop, entries older than the window being read are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._by_shop: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _shop(key: str) -> str:
+        channel, shop_id, _ = key.split("#", 2)  # order ids may hold "#"; channels and shops may not
+        return f"{channel}#{shop_id}"
+
+    def versions(self, stamps: dict[str, int]) -> dict[str, int]:
+        with self._lock:
+            found = {}
+            for key in stamps:
+                stamp = self._by_shop.get(self._shop(key), {}).get(key)
+                if stamp is not None:
+                    found[key] = stamp
+            return found
+
+    def remember(self, stamps: dict[str, int]) -> None:
+        with self._lock:
+            for key, stamp in stamps.items():
+                shop = self._by_shop.setdefault(self._shop(key), {})
+                if stamp > shop.get(key, -1):
+                    shop[key] = stamp
+
+    def forget_older_than(self, channel: str, shop_id: str, moment: datetime) -> None:
+        cutoff = int(moment.timestamp() * 1000)
+        with self._lock:
+            shop = self._by_shop.get(f"{channel}#{shop_id}", {})
+            self._by_shop[f"{channel}#{shop_id}"] = {key: stamp for key, stamp in shop.items() if stamp >= cutoff}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(shop) for shop in self._by_shop.values())
+
+
+_DONE = object()
+
+
+def prefetched(pages: Iterator[list[dict]]) -> Iterator[list[dict]]:
+    """The same pages, with the next one already being read while the caller stores this one.
+
+    Reading a page (channel HTTP, detail calls, normalising) and storing one (DynamoDB writes) wait
+    on different services; overlapping them keeps both busy. One page ahead at most: a window that
+    fails stops after the page in hand, and memory stays bounded. The reader's exception is
+    raised here, in the caller, at the page where it happened.
+    """
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        ahead.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(_DONE)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller, who raises it
+            ahead.put(error)
+
+    reader = threading.Thread(target=read, name="page-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # the caller stopped early (an error while storing): let the reader go
+        reader.join(timeout=5)
 
 
 @dataclass(frozen=True)
@@ -145,6 +250,7 @@ class PollPorts:
     retry_queue: RetryQueue
     clock: Clock
     client_for: Callable[[str, str], ChannelClient]
+    recent: RecentVersions = field(default_factory=RecentVersions)
 
 
 @dataclass
@@ -193,7 +299,8 @@ def poll_shop(channel: str, shop_id: str, ports: PollPorts, settings: PollSettin
         if window is None:
             ports.cursors.release_lease(channel, shop_id, owner)
             return ShopPollOutcome(channel, shop_id, "idle")
-        ingest_window(client, shop_id, window, ports.ingest, counts)
+        ports.recent.forget_older_than(channel, shop_id, window.start)
+        ingest_window(client, shop_id, window, ports.ingest, counts, recent=ports.recent)
     except InvocationDeadlineError as error:
         # Not a fault: the window is too big for one invocation (a backlog, Amazon's 0.5/s item
         # quota). What was stored stays stored; the next poll reads a window half as long.
