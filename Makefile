@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-run: setup ## the local cloud with the Shopify and Amazon simulators and a demo scenario
+run: setup ## the local cloud with a simulator per channel and a demo scenario
 	$(BIN)/oms local up --scenario demo --duration 75
 
 test: setup sam-checks ## every test, plus the SAM/cfn-lint contract checks
