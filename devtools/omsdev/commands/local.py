@@ -18,6 +18,10 @@ from omsdev.simulators.scenario import Scenario, ScenarioRunner
 DEMO_SHOPS = {"taobao": "demo-tmall", "jd": "demo-jd", "pdd": "demo-pdd", "douyin": "demo-douyin",
               "kuaishou": "demo-ks", "amazon": "demo-eu", "aliexpress": "demo-ae", "shopify": "demo-hk"}
 RATE_MULTIPLIERS = {"amazon": 20}
+# A new shop's first window reaches back InitialLookbackSeconds (a day in AWS). The demo's backlog
+# spans the last hour, and a poll reads one window of at most the platform's span (PDD: 30 min),
+# so a 90-minute look-back lets every channel catch up within the demo's first minute.
+DEMO_PARAMETERS = {"LogLevel": "WARNING", "InitialLookbackSeconds": "5400"}
 
 SCENARIOS = {
     # A quiet shop day, sped up so something happens every few seconds, with the usual mess:
@@ -66,7 +70,7 @@ def _progress(cloud: LocalCloud, tally: IngestTally, started: float) -> str:
 def run_up(args) -> int:
     preset = SCENARIOS[args.scenario]
     cloud = LocalCloud(args.template, endpoint=args.endpoint, port=args.port, speed=args.speed,
-                       stack_name=args.stack_name, parameter_overrides={"LogLevel": "WARNING"},
+                       stack_name=args.stack_name, parameter_overrides=DEMO_PARAMETERS,
                        start_event_sources=False, server="process")
     try:
         cloud.start()

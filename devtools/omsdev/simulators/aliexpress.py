@@ -294,6 +294,9 @@ class AliexpressSimulator(Simulator):
         params.update(request.form())
         return params
 
+    def operation(self, request: Request) -> str:
+        return self._params(request).get("method") or request.path  # one gateway path, many methods
+
     def route(self, request: Request) -> tuple[Reply, str]:
         if request.method != "POST" and request.method != "GET":
             return gateway_error("InvalidApiPath", "The specified API path is invalid"), "bad_request"
@@ -434,6 +437,8 @@ def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, ra
     credentials = {
         "app_key": app_key, "app_secret": app_secret, "access_token": simulator.issue_token(),
         "refresh_token": refresh_token, "endpoint": simulator.url + SYNC_PATH,
-        "auth_endpoint": simulator.url + "/rest", "calls_per_second": RATE * rate_multiplier,
+        "auth_endpoint": simulator.url + "/rest",
+        # The app's flow control as the console shows it: exactly what this gateway enforces.
+        "calls_per_second": simulator.limit.rate, "burst": simulator.limit.burst,
     }
     return simulator, credentials

@@ -128,6 +128,9 @@ class AmazonSimulator(Simulator):
         if operation:
             reply.headers.setdefault("x-amzn-RateLimit-Limit", f"{self.limits[operation].rate:g}")
 
+    def operation(self, request: Request) -> str:
+        return self._operation(request.path) or request.path  # getOrderItems paths carry the order id
+
     def route(self, request: Request) -> tuple[Reply, str]:
         if request.method == "POST" and request.path == TOKEN_PATH:
             return self._token(request)

@@ -160,6 +160,7 @@ class LoggedRequest:
     path: str
     status: int
     outcome: str  # one of OUTCOMES
+    operation: str = ""  # the API operation (a gateway's `method`), see Simulator.operation
 
 
 class SimulatorStats:
@@ -170,8 +171,8 @@ class SimulatorStats:
         self._outcomes: Counter = Counter()
         self._lock = threading.Lock()
 
-    def record(self, method: str, path: str, status: int, outcome: str) -> LoggedRequest:
-        entry = LoggedRequest(time.monotonic(), time.time(), method, path, status, outcome)
+    def record(self, method: str, path: str, status: int, outcome: str, operation: str = "") -> LoggedRequest:
+        entry = LoggedRequest(time.monotonic(), time.time(), method, path, status, outcome, operation or path)
         with self._lock:
             self._log.append(entry)
             self._outcomes[outcome] += 1
@@ -192,6 +193,13 @@ class SimulatorStats:
     def count_path(self, path: str) -> int:
         """Requests to exactly this path, whatever their outcome."""
         return sum(1 for entry in self.log() if entry.path == path)
+
+    def by_operation(self) -> dict[str, Counter]:
+        """operation -> outcomes of its requests (calls per endpoint, refusals among them)."""
+        table: dict[str, Counter] = {}
+        for entry in self.log():
+            table.setdefault(entry.operation, Counter())[entry.outcome] += 1
+        return table
 
     @property
     def total(self) -> int:
@@ -215,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         request = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True), self.headers, body)
         reply, outcome = simulator.dispatch(request)
-        simulator.stats.record(self.command, parts.path, reply.status, outcome)
+        simulator.stats.record(self.command, parts.path, reply.status, outcome, simulator.operation(request))
         self._send(reply, simulator)
 
     def _send(self, reply: Reply, simulator: Simulator) -> None:
@@ -320,6 +328,11 @@ class Simulator:
 
     def is_api_call(self, request: Request) -> bool:
         return True
+
+    def operation(self, request: Request) -> str:
+        """The API operation a request calls, for the request log: its path unless a gateway
+        multiplexes operations on one path (then the subclass names them)."""
+        return request.path
 
     def decorate(self, reply: Reply, request: Request) -> None:
         """Headers the platform puts on every answer."""

@@ -437,6 +437,8 @@ def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, ra
     simulator = DouyinSimulator(app_key, str(uuid.uuid4()), book, faults=faults,
                                 rate_multiplier=rate_multiplier).start()
     access_token, refresh_token = simulator.issue_tokens()
+    # The app's quota as the console shows it: exactly what this gateway enforces.
     credentials = {"app_key": app_key, "app_secret": simulator.app_secret, "access_token": access_token,
-                   "refresh_token": refresh_token, "endpoint": simulator.url}
+                   "refresh_token": refresh_token, "endpoint": simulator.url,
+                   "calls_per_second": simulator.limit.rate, "burst": simulator.limit.burst}
     return simulator, credentials

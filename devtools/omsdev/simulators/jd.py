@@ -158,6 +158,9 @@ class JdSimulator(Simulator):
             params.update({key: values[0] for key, values in form.items()})
         return params
 
+    def operation(self, request: Request) -> str:
+        return self._params(request).get("method") or request.path  # one gateway path, many methods
+
     def route(self, request: Request) -> tuple[Reply, str]:
         if request.path == TOKEN_PATH:
             return self._refresh(self._params(request))
@@ -386,5 +389,7 @@ def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, ra
     app_key = f"jd-app-{shop_id}"
     credentials = {"app_key": app_key, "app_secret": secrets.token_hex(16), "refresh_token": f"refresh-{shop_id}"}
     simulator = JdSimulator(**credentials, book=book, faults=faults, rate_multiplier=rate_multiplier).start()
+    # The app's quota as its console shows it: exactly what this gateway enforces.
     return simulator, {**credentials, "access_token": simulator.issue_token(),
-                       "endpoint": simulator.url + ROUTER_PATH, "token_url": simulator.url + TOKEN_PATH}
+                       "endpoint": simulator.url + ROUTER_PATH, "token_url": simulator.url + TOKEN_PATH,
+                       "calls_per_second": simulator.limit.rate, "burst": simulator.limit.burst}

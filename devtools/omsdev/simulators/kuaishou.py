@@ -451,4 +451,6 @@ def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, ra
                                   rate_multiplier=rate_multiplier).start()
     return simulator, {**app, "access_token": simulator.issue_access_token(), "refresh_token": refresh_token,
                        "endpoint": simulator.url, "token_url": simulator.url + REFRESH_PATH,
-                       "sign_method": "HMAC_SHA256"}
+                       "sign_method": "HMAC_SHA256",
+                       # The app's QPS as the console shows it: exactly what this gateway enforces.
+                       "calls_per_second": simulator.limit.rate, "burst": simulator.limit.burst}

@@ -260,6 +260,9 @@ class PddSimulator(Simulator):
             return _error(INTERFACE_THROTTLED)
         return _error(SERVICE_UNAVAILABLE, status=self.faults.server_error())
 
+    def operation(self, request: Request) -> str:
+        return self._params(request).get("type") or request.path  # one gateway path, many methods
+
     def route(self, request: Request) -> tuple[Reply, str]:
         if request.path != ROUTER_PATH or request.method not in ("POST", "GET"):
             return Reply(404, {"error_response": {"error_code": 404, "error_msg": "not found"}}), "bad_request"
@@ -362,6 +365,8 @@ def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, ra
     simulator = PddSimulator(client_id, secrets.token_hex(20), book, faults=faults,
                              rate_multiplier=rate_multiplier).start()
     access_token, refresh_token = simulator.issue_tokens()
+    # The shop's quota as the console shows it: exactly what this gateway enforces.
     credentials = {"client_id": client_id, "client_secret": simulator.client_secret, "access_token": access_token,
-                   "refresh_token": refresh_token, "endpoint": simulator.url + ROUTER_PATH}
+                   "refresh_token": refresh_token, "endpoint": simulator.url + ROUTER_PATH,
+                   "calls_per_second": simulator.limit.rate, "burst": simulator.limit.burst}
     return simulator, credentials

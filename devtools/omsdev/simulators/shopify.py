@@ -256,4 +256,6 @@ def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, ra
     token = f"shpat_{shop_id}"
     simulator = ShopifySimulator(f"{shop_id}.myshopify.com", token, book, faults=faults,
                                  rate_multiplier=rate_multiplier).start()
-    return simulator, {"shop_url": simulator.url, "access_token": token, "api_version": simulator.api_version}
+    # The store's plan as the seller knows it: the leak rate this simulator enforces.
+    return simulator, {"shop_url": simulator.url, "access_token": token, "api_version": simulator.api_version,
+                       "calls_per_second": simulator.bucket.rate, "burst": simulator.bucket.burst}

@@ -203,6 +203,9 @@ class TaobaoSimulator(Simulator):
         body = error_envelope(10, "Service currently unavailable", "isp.service-unavailable", "服务不可用")
         return Reply(self.faults.server_error(), body)
 
+    def operation(self, request: Request) -> str:
+        return self._params(request).get("method") or request.path  # one gateway path, many methods
+
     def route(self, request: Request) -> tuple[Reply, str]:
         if request.path != ROUTER_PATH:
             return Reply(404, error_envelope(22, "Invalid method", sub_msg=f"no such path {request.path}")), "bad_request"
@@ -451,7 +454,7 @@ def launch(shop_id: str, book: OrderBook, *, faults: FaultPlan | None = None, ra
     credentials = {
         "app_key": app_key, "app_secret": simulator.app_secret, "session": simulator.issue_session(),
         "refresh_token": simulator.refresh_token, "endpoint": simulator.url + ROUTER_PATH, "sign_method": "md5",
-        # The app's quota as the seller configured it: a little under what the gateway allows.
-        "calls_per_second": APP_RATE * rate_multiplier * 0.75,
+        # The app's quota as its console shows it: exactly what this gateway enforces.
+        "calls_per_second": simulator.limit.rate, "burst": simulator.limit.burst,
     }
     return simulator, credentials

@@ -43,6 +43,10 @@ KnownVersions = Callable[[list[tuple[str | None, str | None]]], set[str]]
 class ChannelClient(Protocol):
     channel: str
     rules: ChannelWindowRules
+    # True when every order of a later page was updated no earlier than every order of an earlier
+    # one (ties aside): a poll stopped by its deadline has then stored a prefix of its window.
+    # Clients that cannot promise it (an undocumented sort) leave it out.
+    pages_in_update_order: bool
 
     def fetch_window(self, window: PollWindow, known: KnownVersions | None = None) -> Iterator[list[dict]]:
         """Every page of raw order records updated inside the window; raises ChannelError.
@@ -71,6 +75,7 @@ class ShopCursor:
     updated_through: datetime | None
     retry_enqueued_through: datetime | None = None
     span_hint: timedelta | None = None  # a shorter window after one did not fit an invocation
+    read_at: datetime | None = None  # when the poll that moved `updated_through` there planned its window
 
 
 class CursorRepository(Protocol):
@@ -88,6 +93,7 @@ class CursorRepository(Protocol):
         retry_enqueued_through: datetime | None = None,
         span_hint: timedelta | None = None,
         clear_span_hint: bool = False,
+        read_at: datetime | None = None,
     ) -> bool: ...
 
     def advance_past(self, channel: str, shop_id: str, window: PollWindow) -> bool: ...

@@ -112,9 +112,13 @@ class CursorsTable:
         retry_enqueued_through: datetime | None = None,
         span_hint: timedelta | None = None,
         clear_span_hint: bool = False,
+        read_at: datetime | None = None,
     ) -> bool:
         """Give the lease back, moving the cursor (forward only) when a window completed.
 
+        `read_at` (with `updated_through`): when that window was planned, so the next poll knows
+        how settled the cursor was (`oms.services.ingest.overlap_needed`); without it the next
+        poll re-reads the full overlap.
         Returns False when the lease had already passed to someone else.
         """
         sets, values = [], {":owner": {"S": owner}}
@@ -124,6 +128,9 @@ class CursorsTable:
             values[":through"] = {"S": format_utc(updated_through)}
             values[":through_ms"] = {"N": str(_ms(updated_through))}
             condition += " AND (attribute_not_exists(updated_through_ms) OR updated_through_ms < :through_ms)"
+            if read_at is not None:
+                sets.append("updated_through_read_at_ms = :read_at")
+                values[":read_at"] = {"N": str(_ms(read_at))}
         if retry_enqueued_through is not None:
             sets.append("retry_enqueued_through_ms = :enqueued_ms")
             values[":enqueued_ms"] = {"N": str(_ms(retry_enqueued_through))}
@@ -131,6 +138,8 @@ class CursorsTable:
             sets.append("span_hint_ms = :span")
             values[":span"] = {"N": str(int(span_hint.total_seconds() * 1000))}
         removes = ["lease_owner", "lease_until_ms"] + (["span_hint_ms"] if clear_span_hint else [])
+        if updated_through is not None and read_at is None:
+            removes.append("updated_through_read_at_ms")  # unknown: the next poll re-reads the full overlap
         expression = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE " + ", ".join(removes)
         try:
             self._dynamodb.update_item(
@@ -161,7 +170,8 @@ class CursorsTable:
             self._dynamodb.update_item(
                 TableName=self._table,
                 Key=self._key(channel, shop_id),
-                UpdateExpression="SET updated_through = :through, updated_through_ms = :end",
+                # When the retried window was read is not known here: the next poll re-reads the full overlap.
+                UpdateExpression="SET updated_through = :through, updated_through_ms = :end REMOVE updated_through_read_at_ms",
                 ConditionExpression=(
                     "attribute_exists(shop_id) AND (attribute_not_exists(updated_through_ms) OR "
                     "updated_through_ms BETWEEN :start AND :before_end)"
@@ -191,4 +201,5 @@ class CursorsTable:
             updated_through=_from_ms(item.get("updated_through_ms")),
             retry_enqueued_through=_from_ms(item.get("retry_enqueued_through_ms")),
             span_hint=None if item.get("span_hint_ms") is None else timedelta(milliseconds=int(item["span_hint_ms"])),
+            read_at=_from_ms(item.get("updated_through_read_at_ms")),
         )

@@ -5,7 +5,11 @@
 - `poll_shop` is what the scheduled poller does per shop: lease, plan the window from the cursor,
   ingest, and move the cursor only when every page succeeded. A failed window is handed to the
   retry queue (only the part not handed over before) and the cursor stays where it was, so the next
-  scheduled poll reads it again too.
+  scheduled poll reads it again too. A window the invocation's deadline cuts short is no failure:
+  when the client's pages come in update order, the stored prefix is kept (the cursor moves to
+  the latest update read); otherwise the next poll reads a shorter window. The overlap a window
+  re-reads before its cursor shrinks to nothing when the cursor was set well behind the live edge
+  (`overlap_needed`).
 - `retry_window` is what the retry consumer does: ingest the window again; on success (or when the
   schedule is exhausted and the window is dead-lettered with its reasons) a cursor that waits inside
   that window moves past it.
@@ -20,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
 from oms.domain.order import MalformedOrderError, epoch_ms, order_key, version_stamp
@@ -55,6 +59,9 @@ class WindowCounts:
     pages: int = 0
     fetched: int = 0
     outcomes: Counter = field(default_factory=Counter)
+    # Latest updated_at (epoch ms) among the orders of pages stored in full: with pages in update
+    # order, everything updated before it is stored (not reported: it is bookkeeping).
+    latest_stored_ms: int | None = None
 
     def as_dict(self) -> dict:
         return {"pages": self.pages, "fetched": self.fetched, **self.outcomes}
@@ -146,6 +153,8 @@ def ingest_window(
             else:
                 fresh.append((raw, order))
         counts.outcomes.update(_writers.map(store, fresh))
+        if readable:
+            counts.latest_stored_ms = max(counts.latest_stored_ms or 0, max(readable.values()))
     return counts
 
 
@@ -286,6 +295,7 @@ def poll_shop(channel: str, shop_id: str, ports: PollPorts, settings: PollSettin
     if cursor is None:
         return ShopPollOutcome(channel, shop_id, "busy", reason="another poll holds this shop's lease")
     window: PollWindow | None = None
+    client: ChannelClient | None = None
     counts = WindowCounts()
     try:
         client = ports.client_for(channel, shop_id)
@@ -293,7 +303,7 @@ def poll_shop(channel: str, shop_id: str, ports: PollPorts, settings: PollSettin
             cursor=cursor.updated_through,
             now=now,
             rules=_with_span_hint(client.rules, cursor.span_hint),
-            overlap=settings.overlap,
+            overlap=overlap_needed(cursor.updated_through, cursor.read_at, client.rules.lag, settings.overlap),
             initial_lookback=settings.initial_lookback,
         )
         if window is None:
@@ -303,9 +313,13 @@ def poll_shop(channel: str, shop_id: str, ports: PollPorts, settings: PollSettin
         ingest_window(client, shop_id, window, ports.ingest, counts, recent=ports.recent)
     except InvocationDeadlineError as error:
         # Not a fault: the window is too big for one invocation (a backlog, Amazon's 0.5/s item
-        # quota). What was stored stays stored; the next poll reads a window half as long.
-        shorter = max((window.end - window.start) / 2, MIN_SPAN)
-        ports.cursors.release_lease(channel, shop_id, owner, span_hint=shorter)
+        # quota). What was stored stays stored.
+        kept = _stored_prefix_end(client, window, counts, settings.overlap)
+        if kept is not None:  # the next poll starts after the stored prefix (less its overlap)
+            ports.cursors.release_lease(channel, shop_id, owner, updated_through=kept, read_at=now)
+        else:  # nothing to keep: the next poll reads a window half as long
+            shorter = max((window.end - window.start) / 2, MIN_SPAN)
+            ports.cursors.release_lease(channel, shop_id, owner, span_hint=shorter)
         return ShopPollOutcome(channel, shop_id, "partial", window=window, counts=counts, reason=_describe(error))
     except Exception as error:  # noqa: BLE001 - every failure of a window is retried, then dead-lettered
         reason = _describe(error)
@@ -314,8 +328,41 @@ def poll_shop(channel: str, shop_id: str, ports: PollPorts, settings: PollSettin
         return ShopPollOutcome(channel, shop_id, "failed", window=window, counts=counts, reason=reason)
     # A window that fitted lets the next one grow back (no hint = the platform's own maximum).
     grown = None if cursor.span_hint is None else cursor.span_hint * 2
-    ports.cursors.release_lease(channel, shop_id, owner, updated_through=window.end, span_hint=grown, clear_span_hint=grown is None)
+    ports.cursors.release_lease(channel, shop_id, owner, updated_through=window.end, span_hint=grown,
+                                clear_span_hint=grown is None, read_at=now)
     return ShopPollOutcome(channel, shop_id, "polled", window=window, counts=counts)
+
+
+def overlap_needed(cursor: datetime | None, read_at: datetime | None, lag: timedelta, overlap: timedelta) -> timedelta:
+    """How much before the cursor the next window must re-read.
+
+    The overlap is for orders indexed late. Orders updated before `read_at - lag - overlap` were
+    visible when the cursor's window was read (that is what lag + overlap promise), so only the
+    part of the overlap after that point can hold one. A cursor at the live edge (read_at - lag)
+    needs the whole overlap; one an overlap or more behind it (a backlog being drained) none.
+    Without `read_at` (a cursor moved by a retry) the whole overlap is re-read.
+    """
+    if cursor is None or read_at is None:
+        return overlap
+    settled_through = read_at - lag - overlap
+    return min(overlap, max(cursor - settled_through, timedelta(0)))
+
+
+def _stored_prefix_end(
+    client: ChannelClient | None, window: PollWindow | None, counts: WindowCounts, overlap: timedelta
+) -> datetime | None:
+    """Where a cursor may move after a poll cut short, or None to keep it where it is.
+
+    Only a client whose pages come in update order stored a prefix of the window: every order not
+    read yet was updated at or after the latest one stored (ties are re-read: the next window starts
+    at the cursor or before). Worth it only when the next window, which may start an overlap
+    earlier, starts later than this one; otherwise a slow window would be re-read forever and
+    shrinking it is the way on.
+    """
+    if window is None or counts.latest_stored_ms is None or not getattr(client, "pages_in_update_order", False):
+        return None
+    latest = min(datetime.fromtimestamp(counts.latest_stored_ms / 1000, tz=UTC), window.end)
+    return latest if latest - overlap > window.start else None
 
 
 def _with_span_hint(rules: ChannelWindowRules, hint: timedelta | None) -> ChannelWindowRules:

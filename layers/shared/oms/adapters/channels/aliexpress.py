@@ -39,14 +39,14 @@ Unsure in CHANNELS.md and what we chose:
   new gmt_update is after the window end), which shifts later positions towards page 1, never into
   an already read page; forward paging would skip an order each time that happens.
 - rate limit: per-app flow control set in the console, not published. Default 5 calls/s, burst 10,
-  per shop (`calls_per_second` in the secret overrides it with the granted rate).
+  per shop (`calls_per_second` and `burst` in the secret override it with the granted quota).
 - lag: not documented; windows end 2 minutes before now (search index delay of the TOP family).
 - Daylight saving: in the repeated autumn hour a Pacific wall time is ambiguous; a window start that
   falls in it is sent one hour earlier, so either reading covers the window.
 
 Credentials secret (JSON): {"app_key", "app_secret", "access_token", "refresh_token",
 "endpoint" (default https://api-sg.aliexpress.com/sync), "auth_endpoint" (default
-https://api-sg.aliexpress.com/rest), optional "calls_per_second"}.
+https://api-sg.aliexpress.com/rest), optional "calls_per_second" and "burst"}.
 """
 
 from __future__ import annotations
@@ -83,7 +83,6 @@ PAGE_SIZE = 50
 MAX_SPAN = timedelta(days=1)
 LAG = timedelta(minutes=2)
 CALLS_PER_SECOND, BURST = 5.0, 10
-RATE_SAFETY = 0.9
 TOKEN_REFRESH_MARGIN_SECONDS = 300
 EXT_INFO_BIT_FLAG = 11111  # ask the detail call for every optional block (address, buyer info, ...)
 # Every status explicitly: the default query leaves FINISH (closed) orders out.
@@ -168,6 +167,7 @@ def _order_id(order: dict) -> str | None:
 class AliexpressClient:
     channel = "aliexpress"
     rules = ChannelWindowRules(lag=LAG, max_span=MAX_SPAN)
+    pages_in_update_order = False  # the sort order is not documented, and pages are read backwards
 
     def __init__(self, shop_id: str, credentials: dict, http: ChannelHttp):
         self._shop_id = shop_id
@@ -177,9 +177,9 @@ class AliexpressClient:
         self._endpoint = credentials.get("endpoint", SYNC_URL)
         self._auth_endpoint = credentials.get("auth_endpoint", REST_URL).rstrip("/")
         self._http = http
-        # A little under the granted rate: our clock and the gateway's bucket never agree to the millisecond.
-        rate = float(credentials.get("calls_per_second", CALLS_PER_SECOND)) * RATE_SAFETY
-        self._bucket = limiters.bucket(("aliexpress", self._endpoint, self._app_key, shop_id), rate, BURST)
+        # The granted rate in full; a little of the burst is left for network jitter (limiters).
+        rate, burst = limiters.granted_rate(credentials, CALLS_PER_SECOND, BURST)
+        self._bucket = limiters.bucket(("aliexpress", self._endpoint, self._app_key, shop_id), rate, burst)
         self._auth_bucket = limiters.bucket(("aliexpress", "auth", self._auth_endpoint, self._app_key), 1.0, 5)
 
     # Orders ------------------------------------------------------------------------------------

@@ -27,18 +27,24 @@ Facts it relies on (CHANNELS.md section 2 unless said otherwise):
   modified time is after the window's end), shifting every later row one place down, so reading
   forward would skip a row. We read page 1 only to learn `orderTotal`; when there is more than one
   page we read from the last page back to the first, so a shift only moves an already-read row into
-  a page still to come (read twice, deduplicated), never a row past us.
+  a page still to come (read twice, deduplicated), never a row past us. Sorted newest first
+  (`sortType` 1), the last page holds the oldest orders: pages (each reversed) come oldest
+  first, so a poll cut
+  short by its deadline has stored a prefix of the window and the cursor can keep it
+  (`pages_in_update_order`; ascending, the same backwards reading would store the newest part).
 - Tokens: the seller's authorization gives an access token and a refresh token; when JD says the
   token is invalid we call `https://open-oauth.jd.com/oauth2/refresh_token` (app_key, app_secret,
   grant_type=refresh_token, refresh_token) and retry the call once. The answer carries
   `access_token`, `expires_in` (seconds) and `refresh_token`; tokens are cached per shop at module
   level so a warm container keeps them (the secret itself is not rewritten).
 - Rate: JD documents no per-second rate (test apps 500 calls a day); ISV wrappers advertise 10/s.
-  We run at a conservative 5/s, burst 5, per app and shop.
+  We run at a conservative 5/s, burst 5, per app and shop, unless the secret gives the app's
+  granted `calls_per_second` (and `burst`).
 
 Credentials secret: {"endpoint": "https://api.jd.com/routerjson", "token_url":
 "https://open-oauth.jd.com/oauth2/refresh_token", "app_key", "app_secret", "access_token",
-"refresh_token"}; endpoint and token_url may be left out for JD's own hosts.
+"refresh_token", optional "calls_per_second" and "burst"}; endpoint and token_url may be left out
+for JD's own hosts.
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ API_VERSION = "2.0"
 PAGE_SIZE = 50
 MAX_SPAN = timedelta(days=28)  # "1 month" for every month, February included
 RATE_PER_SECOND, BURST = 5.0, 5
-BY_MODIFIED_TIME, ASCENDING = "0", "0"
+BY_MODIFIED_TIME, NEWEST_FIRST = "0", "1"
 THROTTLE_CODES = {"2"}
 AUTH_CODES = {"19"}
 TRANSIENT_CODES = {"66", "67"}
@@ -150,6 +156,7 @@ class JdClient:
     channel = "jd"
     # JD states no indexing lag; a minute keeps a window's end behind orders still being written.
     rules = ChannelWindowRules(lag=timedelta(minutes=1), max_span=MAX_SPAN)
+    pages_in_update_order = True  # newest first, read last page to first: oldest first
 
     def __init__(self, shop_id: str, credentials: dict, http: ChannelHttp):
         self._shop_id = shop_id
@@ -158,7 +165,8 @@ class JdClient:
         self._token_url = credentials.get("token_url") or TOKEN_URL
         self._app_key, self._app_secret = credentials["app_key"], credentials["app_secret"]
         self._http = http
-        self._bucket = limiters.bucket(("jd", self._endpoint, self._app_key, shop_id), RATE_PER_SECOND, BURST)
+        rate, burst = limiters.granted_rate(credentials, RATE_PER_SECOND, BURST)
+        self._bucket = limiters.bucket(("jd", self._endpoint, self._app_key, shop_id), rate, burst)
         self._token_bucket = limiters.bucket(("jd", "oauth", self._token_url), 1.0, 5)
         self._token_key = (self._token_url, self._app_key, shop_id)
 
@@ -173,20 +181,20 @@ class JdClient:
         if total <= PAGE_SIZE:
             orders = first.get("orderInfoList") or []
             if orders:
-                yield orders
+                yield orders[::-1]
             return
-        # Last page first: see the module docstring.
+        # Last page first, each page reversed: see the module docstring.
         for page in range(math.ceil(total / PAGE_SIZE), 0, -1):
             orders = self._search(piece, page=page).get("orderInfoList") or []
             if orders:
-                yield orders
+                yield orders[::-1]
 
     def _search(self, piece: PollWindow, *, page: int) -> dict:
         business = {
             "start_date": china_text(piece.start),
             "end_date": china_text(piece.end),
             "dateType": BY_MODIFIED_TIME,
-            "sortType": ASCENDING,
+            "sortType": NEWEST_FIRST,
             "order_state": ",".join(ORDER_STATES),
             "optional_fields": OPTIONAL_FIELDS,
             "page": str(page),

@@ -34,7 +34,8 @@ Facts it relies on, with their sources:
   by an official table.
 - Rate: `open.order.cursor.list` allows 300 QPS per app and 300 per user ["API限流说明", 文档ID
   401718]. We run one bucket per app at 50 per second (burst 50): the app's budget is shared by
-  every shop and every other call the app makes, so we stay well under it.
+  every shop and every other call the app makes, so we stay well under it, unless the secret
+  gives the rate set aside for order listing (`calls_per_second`, `burst`).
 - Tokens ["APP授权说明", 文档ID 401716]: access tokens live `expires_in` seconds (172800 = 48 h by
   default); refresh with POST https://openapi.kwaixiaodian.com/oauth2/refresh_token, form
   `grant_type=refresh_token`, `refresh_token`, `app_id`, `app_secret` -> `result` 1,
@@ -47,7 +48,8 @@ Credentials secret (JSON): {"app_key": "ks...", "app_secret": "...", "sign_secre
 "access_token": "..." (optional: refreshed when absent), "refresh_token": "...",
 "endpoint": "https://openapi.kwaixiaodian.com" (optional),
 "token_url": "https://openapi.kwaixiaodian.com/oauth2/refresh_token" (optional),
-"sign_method": "HMAC_SHA256" | "MD5" (optional, default HMAC_SHA256)}.
+"sign_method": "HMAC_SHA256" | "MD5" (optional, default HMAC_SHA256),
+"calls_per_second" and "burst" (optional)}.
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ def window_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, da
 class KuaishouClient:
     channel = "kuaishou"
     rules = ChannelWindowRules(lag=timedelta(minutes=1), max_span=MAX_SPAN)
+    pages_in_update_order = True  # cursor paging, update time ascending
 
     def __init__(self, shop_id: str, credentials: dict, http: ChannelHttp):
         self._shop_id = shop_id
@@ -157,7 +160,8 @@ class KuaishouClient:
         self._token_url = credentials.get("token_url", self._endpoint + REFRESH_PATH)
         self._http = http
         # The app's QPS budget is shared by all its shops: one bucket per app.
-        self._list_bucket = limiters.bucket(("kuaishou", LIST_METHOD, self._endpoint, self._app_key), LIST_RATE, LIST_BURST)
+        rate, burst = limiters.granted_rate(credentials, LIST_RATE, LIST_BURST)
+        self._list_bucket = limiters.bucket(("kuaishou", LIST_METHOD, self._endpoint, self._app_key), rate, burst)
         self._refresh_bucket = limiters.bucket(("kuaishou", "refresh", self._token_url), REFRESH_RATE, REFRESH_BURST)
         self._session_key = (self._token_url, self._app_key, shop_id, credentials["refresh_token"])
         with _sessions_lock:

@@ -8,9 +8,11 @@ Facts it relies on (shopify.dev REST reference, see shared/channels/CHANNELS.md 
 - Auth is the `X-Shopify-Access-Token` header; no request signing.
 - Rate limit: leaky bucket of 40 requests leaking 2/s per app and store; every answer reports the
   fill level in `X-Shopify-Shop-Api-Call-Limit: used/size`; over it, HTTP 429 with Retry-After.
+  The header tells the fill level but not the leak rate, which depends on the store's plan
+  (Shopify Plus leaks faster): a secret may give it as `calls_per_second` (and `burst`).
 
 Credentials secret: {"shop_url": "https://{shop}.myshopify.com", "access_token": "...",
-"api_version": "2024-04" (optional)}.
+"api_version": "2024-04" (optional), "calls_per_second" and "burst" (optional, the plan's rate)}.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class ShopifyClient:
     channel = "shopify"
     # No maximum span; orders are readable as soon as they are written.
     rules = ChannelWindowRules(lag=timedelta(seconds=0), max_span=None)
+    pages_in_update_order = True  # `order=updated_at asc`, followed by page_info links
 
     def __init__(self, shop_id: str, credentials: dict, http: ChannelHttp):
         self._shop_id = shop_id
@@ -51,7 +54,8 @@ class ShopifyClient:
         self._version = credentials.get("api_version", DEFAULT_API_VERSION)
         self._http = http
         self._headers = {"X-Shopify-Access-Token": credentials["access_token"], "Accept": "application/json"}
-        self._bucket = limiters.bucket(("shopify", self._base), LEAK_PER_SECOND, BUCKET_SIZE)
+        rate, burst = limiters.granted_rate(credentials, LEAK_PER_SECOND, BUCKET_SIZE)
+        self._bucket = limiters.bucket(("shopify", self._base), rate, burst)
 
     def fetch_window(self, window: PollWindow, known=None) -> Iterator[list[dict]]:
         # Every order arrives whole in the list: nothing to save by consulting `known`.

@@ -38,7 +38,7 @@ Facts it relies on (source in brackets; CHANNELS.md section 1 holds the leads):
   token_result fields as in netnr/Netnr.Login TaoBao_AccessToken_ResultEntity]. Only apps sold on
   the service market can refresh; others get fixed-length sessions (same source).
 - Rate: TOP per-app quotas are console settings, not published (CHANNELS.md marks it unsure). A
-  conservative 10 calls/s per app unless the credentials give `calls_per_second`.
+  conservative 10 calls/s per app unless the credentials give `calls_per_second` (and `burst`).
 - Unsure in CHANNELS.md and what was confirmed: code 7 is App Call Limited and its sub codes are
   `accesscontrol.limited-by-api-access-count` / `-app-access-count` / `-app-api-access-count`
   (confirmed in several public SDK wrappers); code 27's sub codes invalid-sessionkey and
@@ -49,7 +49,7 @@ Facts it relies on (source in brackets; CHANNELS.md section 1 holds the leads):
 
 Credentials secret (JSON): {"app_key", "app_secret", "session" (access token), "refresh_token",
 "endpoint" (the /router/rest URL), "sign_method": "md5" | "hmac" (default md5),
-"calls_per_second" (optional, the app's quota)}.
+"calls_per_second", "burst" (optional, the app's quota as the console shows it)}.
 Refreshed tokens are cached per shop at module level (a warm container reuses them).
 """
 
@@ -184,6 +184,8 @@ class TaobaoClient:
     channel = "taobao"
     # No lag rule is documented; one minute keeps windows off the live edge of the index.
     rules = ChannelWindowRules(lag=timedelta(minutes=1), max_span=MAX_SPAN)
+    # Newest-first pages read last to first, each reversed: the oldest trades come first.
+    pages_in_update_order = True
 
     def __init__(self, shop_id: str, credentials: dict, http: ChannelHttp):
         self._shop_id = shop_id
@@ -199,9 +201,9 @@ class TaobaoClient:
             cached = _tokens.get(self._token_key)
             if cached is None or cached.secret_session != credentials["session"]:  # new shop or rotated secret
                 _tokens[self._token_key] = _Tokens(credentials["session"], credentials["refresh_token"], credentials["session"])
-        rate = float(credentials.get("calls_per_second", DEFAULT_CALLS_PER_SECOND))
+        rate, burst = limiters.granted_rate(credentials, DEFAULT_CALLS_PER_SECOND, DEFAULT_CALLS_PER_SECOND)
         # TOP's quotas are per app, so every shop of one app shares the bucket.
-        self._bucket = limiters.bucket(("taobao", self._endpoint, self._app_key), rate, max(rate, 1.0))
+        self._bucket = limiters.bucket(("taobao", self._endpoint, self._app_key), rate, burst)
 
     # Listing ------------------------------------------------------------------------------------
 
@@ -221,10 +223,10 @@ class TaobaoClient:
         first = self._list_page(query, 1)
         pages = math.ceil(int(first.get("total_results") or 0) / PAGE_SIZE)
         if pages <= 1:
-            yield from self._with_details(self._trades(first), known)
+            yield from self._with_details(self._oldest_first(first), known)
             return
         for page_no in range(pages, 0, -1):
-            yield from self._with_details(self._trades(self._list_page(query, page_no)), known)
+            yield from self._with_details(self._oldest_first(self._list_page(query, page_no)), known)
 
     def _list_page(self, query: dict, page_no: int) -> dict:
         body = self._call(LIST_METHOD, {**query, "page_no": str(page_no)})
@@ -234,10 +236,12 @@ class TaobaoClient:
         return response
 
     @staticmethod
-    def _trades(response: dict) -> list[dict]:
+    def _oldest_first(response: dict) -> list[dict]:
+        """A page's trades, reversed from TOP's newest-first: with the pages read last to first,
+        every yielded chunk is then updated no earlier than the one before (`pages_in_update_order`)."""
         listing = response.get("trades") or {}
         trades = listing.get("trade", []) if isinstance(listing, dict) else listing
-        return trades if isinstance(trades, list) else []
+        return list(reversed(trades)) if isinstance(trades, list) else []
 
     def _with_details(self, trades: list[dict], known: KnownVersions | None) -> Iterator[list[dict]]:
         for first in range(0, len(trades), DETAIL_CHUNK):
