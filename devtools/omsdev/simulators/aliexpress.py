@@ -42,7 +42,14 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from omsdev.simulators.base import Clock, FaultPlan, Reply, Request, Simulator
+from omsdev.simulators.base import (
+    AccessTokens,
+    Clock,
+    FaultPlan,
+    Reply,
+    Request,
+    Simulator,
+)
 from omsdev.simulators.orderbook import BookEntry, OrderBook
 from omsdev.simulators.scenario import OrderGenerator, next_id
 
@@ -252,26 +259,17 @@ class AliexpressSimulator(Simulator):
         self.limit = self.new_bucket(RATE, BURST)
         self.on_page: Callable[[int, dict], None] | None = None
         self.list_queries: list[dict] = []  # every accepted OrderQuery, for tests to read
-        self._tokens: dict[str, float] = {}  # access token -> expiry on self.clock
+        self._tokens = AccessTokens(clock)
         self._lock = threading.Lock()
 
     # Tokens ------------------------------------------------------------------------------------
 
     def issue_token(self) -> str:
-        token = "50000" + secrets.token_hex(24)
-        with self._lock:
-            self._tokens[token] = self.clock() + self.token_ttl_seconds
-        return token
+        return self._tokens.issue("50000" + secrets.token_hex(24), self.token_ttl_seconds)
 
     def expire_tokens(self) -> None:
         """Make every issued access token expire now (tests of the refresh path)."""
-        with self._lock:
-            self._tokens = {token: float("-inf") for token in self._tokens}
-
-    def _token_live(self, token: str | None) -> bool:
-        with self._lock:
-            expiry = self._tokens.get(token or "")
-        return expiry is not None and expiry > self.clock()
+        self._tokens.expire_all()
 
     @property
     def refresh_requests(self) -> int:
@@ -308,7 +306,7 @@ class AliexpressSimulator(Simulator):
         refused = self._check_system(params, params.get("method") or "", REQUIRED_SYSTEM)
         if refused is not None:
             return refused
-        if not self._token_live(params.get("session")):
+        if not self._tokens.live(params.get("session")):
             return gateway_error("IllegalAccessToken", ILLEGAL_TOKEN), "auth_failed"
         allowed, wait = self.limit.try_take()
         if not allowed:

@@ -31,7 +31,14 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
-from omsdev.simulators.base import Clock, FaultPlan, Reply, Request, Simulator
+from omsdev.simulators.base import (
+    AccessTokens,
+    Clock,
+    FaultPlan,
+    Reply,
+    Request,
+    Simulator,
+)
 from omsdev.simulators.orderbook import BookEntry, OrderBook
 
 TOKEN_PATH = "/auth/o2/token"
@@ -95,7 +102,7 @@ class AmazonSimulator(Simulator):
         self.book = next(iter(self.books.values())) if len(self.books) == 1 else None
         self.token_ttl_seconds = token_ttl_seconds
         self.limits = {operation: self.new_bucket(rate, burst) for operation, (rate, burst) in RATES.items()}
-        self._tokens: dict[str, float] = {}  # access token -> expiry on self.clock
+        self._tokens = AccessTokens(clock)
         self._queries: dict[str, dict] = {}  # NextToken -> frozen query
         self._lock = threading.Lock()
 
@@ -162,9 +169,7 @@ class AmazonSimulator(Simulator):
         if form.get("refresh_token") != self.refresh_token:
             body = {"error": "invalid_grant", "error_description": "The request has an invalid grant parameter : refresh_token"}
             return Reply(400, body), "auth_failed"
-        token = "Atza|" + secrets.token_urlsafe(48)
-        with self._lock:
-            self._tokens[token] = self.clock() + self.token_ttl_seconds
+        token = self._tokens.issue("Atza|" + secrets.token_urlsafe(48), self.token_ttl_seconds)
         expires_in = max(1, math.ceil(self.token_ttl_seconds))
         body = {"access_token": token, "refresh_token": self.refresh_token, "token_type": "bearer", "expires_in": expires_in}
         return Reply(200, body), "ok"
@@ -173,18 +178,16 @@ class AmazonSimulator(Simulator):
         """None when the token is live, else the 403's details."""
         if not token:
             return ""
-        with self._lock:
-            expiry = self._tokens.get(token)
-        if expiry is None:
+        state = self._tokens.state(token)
+        if state == "unknown":
             return "The access token you provided is revoked, malformed or invalid."
-        if expiry <= self.clock():
+        if state == "expired":
             return "The access token you provided has expired."
         return None
 
     def expire_tokens(self) -> None:
         """Make every issued token expire now (tests of the refresh path)."""
-        with self._lock:
-            self._tokens = {token: float("-inf") for token in self._tokens}
+        self._tokens.expire_all()
 
     # getOrders / getOrderItems ---------------------------------------------------------------
 

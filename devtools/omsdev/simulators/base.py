@@ -120,6 +120,40 @@ class TokenBucket:
             return max(0, math.ceil(self.burst - self._level - 1e-9))
 
 
+class AccessTokens:
+    """The access tokens a simulated platform issued, each expiring on the simulator's clock.
+
+    Every platform's token check is the same bookkeeping; only its error envelope differs, so
+    `state()` says what is wrong and the simulator answers in its platform's words.
+    """
+
+    def __init__(self, clock: Clock):
+        self._clock = clock
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, token: str, ttl_seconds: float) -> str:
+        with self._lock:
+            self._expiry[token] = self._clock() + ttl_seconds
+        return token
+
+    def expire_all(self) -> None:
+        """Every token issued so far expires now (tests of the refresh path)."""
+        with self._lock:
+            self._expiry = {token: float("-inf") for token in self._expiry}
+
+    def state(self, token: str | None) -> str:
+        """"unknown", "expired" or "live"."""
+        with self._lock:
+            expiry = self._expiry.get(token or "")
+        if expiry is None:
+            return "unknown"
+        return "expired" if expiry <= self._clock() else "live"
+
+    def live(self, token: str | None) -> bool:
+        return self.state(token) == "live"
+
+
 @dataclass
 class Reply:
     status: int

@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from oms.adapters.channels.signing import douyin_sign, signatures_match
 
 from omsdev.simulators.base import (
+    AccessTokens,
     Clock,
     FaultPlan,
     Reply,
@@ -259,7 +260,7 @@ class DouyinSimulator(Simulator):
         self.limit: TokenBucket = self.new_bucket(RATE, BURST)
         self.on_page = on_page
         self.list_requests: list[dict] = []
-        self._tokens: dict[str, float] = {}  # access token -> expiry on self.clock
+        self._tokens = AccessTokens(clock)
         self._refresh_tokens: set[str] = set()
         self._refreshes = 0
         self._lock = threading.Lock()
@@ -268,16 +269,15 @@ class DouyinSimulator(Simulator):
 
     def issue_tokens(self) -> tuple[str, str]:
         """A fresh (access token, refresh token) pair, as the authorization flow hands out."""
-        access, refresh = str(uuid.uuid4()), str(uuid.uuid4())
+        access = self._tokens.issue(str(uuid.uuid4()), self.token_ttl_seconds)
+        refresh = str(uuid.uuid4())
         with self._lock:
-            self._tokens[access] = self.clock() + self.token_ttl_seconds
             self._refresh_tokens.add(refresh)
         return access, refresh
 
     def expire_tokens(self) -> None:
         """Every issued access token expires now (tests of the refresh path)."""
-        with self._lock:
-            self._tokens = {token: float("-inf") for token in self._tokens}
+        self._tokens.expire_all()
 
     @property
     def refreshes(self) -> int:
@@ -285,11 +285,10 @@ class DouyinSimulator(Simulator):
             return self._refreshes
 
     def _token_problem(self, token: str | None) -> Reply | None:
-        with self._lock:
-            expiry = self._tokens.get(token or "")
-        if expiry is None:
+        state = self._tokens.state(token)
+        if state == "unknown":
             return _error(ILLEGAL, "isv.access-token-no-existed", "access_token不存在，请使用最新的access_token访问")
-        if expiry <= self.clock():
+        if state == "expired":
             return _error(ILLEGAL, "isv.access-token-expired", "access_token已过期")
         return None
 

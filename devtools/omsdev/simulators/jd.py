@@ -39,7 +39,14 @@ from urllib.parse import parse_qs
 from oms.adapters.channels.signing import signatures_match, top_sign
 from oms.normalizers.jd import ORDER_STATES, RESPONSE_ROOT
 
-from omsdev.simulators.base import Clock, FaultPlan, Reply, Request, Simulator
+from omsdev.simulators.base import (
+    AccessTokens,
+    Clock,
+    FaultPlan,
+    Reply,
+    Request,
+    Simulator,
+)
 from omsdev.simulators.orderbook import (
     BookEntry,
     OrderBook,
@@ -133,7 +140,7 @@ class JdSimulator(Simulator):
         self.limit = self.new_bucket(RATE, BURST)
         self.before_page = before_page  # called with the business parameters before a page is read
         self.searches: list[dict] = []  # business parameters of every search served (ground truth)
-        self._tokens: dict[str, float] = {}
+        self._tokens = AccessTokens(clock)
         self._lock = threading.Lock()
 
     # Plumbing --------------------------------------------------------------------------------
@@ -201,27 +208,18 @@ class JdSimulator(Simulator):
             return "12"
         if params["method"] != SEARCH_METHOD:
             return "15"
-        if not self._token_live(params.get("access_token")):
+        if not self._tokens.live(params.get("access_token")):
             return "19"
         return None
 
     # OAuth -----------------------------------------------------------------------------------
 
     def issue_token(self) -> str:
-        token = secrets.token_hex(16)
-        with self._lock:
-            self._tokens[token] = self.clock() + self.token_ttl_seconds
-        return token
+        return self._tokens.issue(secrets.token_hex(16), self.token_ttl_seconds)
 
     def expire_tokens(self) -> None:
         """Every issued token expires now (tests of the refresh path)."""
-        with self._lock:
-            self._tokens = {token: float("-inf") for token in self._tokens}
-
-    def _token_live(self, token: str | None) -> bool:
-        with self._lock:
-            expiry = self._tokens.get(token or "")
-        return expiry is not None and expiry > self.clock()
+        self._tokens.expire_all()
 
     def _refresh(self, params: dict[str, str]) -> tuple[Reply, str]:
         if params.get("app_key") != self.app_key or params.get("app_secret") != self.app_secret:

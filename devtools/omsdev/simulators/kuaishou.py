@@ -45,7 +45,14 @@ from datetime import datetime, timedelta, timezone
 
 from oms.adapters.channels.signing import kuaishou_sign, signatures_match
 
-from omsdev.simulators.base import Clock, FaultPlan, Reply, Request, Simulator
+from omsdev.simulators.base import (
+    AccessTokens,
+    Clock,
+    FaultPlan,
+    Reply,
+    Request,
+    Simulator,
+)
 from omsdev.simulators.orderbook import (
     BookEntry,
     OrderBook,
@@ -113,7 +120,7 @@ class KuaishouSimulator(Simulator):
         self.wall_clock = wall_clock
         # A QPS limit: one second's worth of requests at once, refilled every second.
         self.limit = self.new_bucket(qps_limit, max(1.0, qps_limit * rate_multiplier))
-        self._access: dict[str, float] = {}  # access token -> expiry on self.clock
+        self._access = AccessTokens(clock)
         self._refresh: dict[str, float] = {refresh_token: float("inf")}  # refresh token -> expiry
         self._lock = threading.Lock()
         self._requests = 0
@@ -157,15 +164,11 @@ class KuaishouSimulator(Simulator):
     # OAuth -------------------------------------------------------------------------------------
 
     def issue_access_token(self) -> str:
-        token = "ChFvYXV0aC5hY2Nlc3NUb2tlbh" + secrets.token_urlsafe(48)
-        with self._lock:
-            self._access[token] = self.clock() + self.token_ttl_seconds
-        return token
+        return self._access.issue("ChFvYXV0aC5hY2Nlc3NUb2tlbh" + secrets.token_urlsafe(48), self.token_ttl_seconds)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (tests of the refresh path)."""
-        with self._lock:
-            self._access = {token: float("-inf") for token in self._access}
+        self._access.expire_all()
 
     def _oauth_error(self, code: int, error: str, message: str, outcome: str) -> _Refused:
         return _Refused(Reply(200, {"result": code, "error": error, "error_msg": message}), outcome)
@@ -220,11 +223,10 @@ class KuaishouSimulator(Simulator):
                                  params["signMethod"])
         if not signatures_match(expected, params["sign"]):
             raise _Refused(_envelope(28, "签名验证失败", "sign verify failed"), "auth_failed")
-        with self._lock:
-            expiry = self._access.get(params["access_token"])
-        if expiry is None:
+        state = self._access.state(params["access_token"])
+        if state == "unknown":
             raise _Refused(_envelope(21, "鉴权失败", "access token invalid"), "auth_failed")
-        if expiry <= self.clock():
+        if state == "expired":
             raise _Refused(_envelope(24, "access_token已过期", "access token expired"), "auth_failed")
         if params["method"] != LIST_METHOD or params["version"] != "1":
             raise _Refused(_envelope(2001, "method或version无效"))

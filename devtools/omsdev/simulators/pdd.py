@@ -37,6 +37,7 @@ from datetime import datetime, timedelta, timezone
 from oms.adapters.channels.signing import signatures_match, top_sign
 
 from omsdev.simulators.base import (
+    AccessTokens,
     Clock,
     FaultPlan,
     Reply,
@@ -208,7 +209,7 @@ class PddSimulator(Simulator):
                                               rate_multiplier=rate_multiplier, clock=clock)
         self.on_page = on_page
         self.list_requests: list[dict] = []  # every served list call: start, end, page, page_size
-        self._tokens: dict[str, float] = {}  # access token -> expiry on self.clock
+        self._tokens = AccessTokens(clock)
         self._refresh_tokens: set[str] = set()
         self._refreshes = 0
         self._lock = threading.Lock()
@@ -217,16 +218,15 @@ class PddSimulator(Simulator):
 
     def issue_tokens(self) -> tuple[str, str]:
         """A fresh (access token, refresh token) pair, as the authorization flow would hand out."""
-        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+        access = self._tokens.issue(secrets.token_hex(16), self.token_ttl_seconds)
+        refresh = secrets.token_hex(16)
         with self._lock:
-            self._tokens[access] = self.clock() + self.token_ttl_seconds
             self._refresh_tokens.add(refresh)
         return access, refresh
 
     def expire_tokens(self) -> None:
         """Every issued access token expires now (tests of the refresh path)."""
-        with self._lock:
-            self._tokens = {token: float("-inf") for token in self._tokens}
+        self._tokens.expire_all()
 
     @property
     def refreshes(self) -> int:
@@ -235,11 +235,10 @@ class PddSimulator(Simulator):
             return self._refreshes
 
     def _token_problem(self, token: str | None) -> Reply | None:
-        with self._lock:
-            expiry = self._tokens.get(token or "")
-        if expiry is None:
+        state = self._tokens.state(token)
+        if state == "unknown":
             return _error(BAD_PARAMETER, "access_token不存在或无效")
-        if expiry <= self.clock():
+        if state == "expired":
             return _error(TOKEN_EXPIRED)
         return None
 

@@ -42,7 +42,14 @@ from decimal import Decimal
 
 from oms.adapters.channels.signing import signatures_match, top_sign
 
-from omsdev.simulators.base import Clock, FaultPlan, Reply, Request, Simulator
+from omsdev.simulators.base import (
+    AccessTokens,
+    Clock,
+    FaultPlan,
+    Reply,
+    Request,
+    Simulator,
+)
 from omsdev.simulators.orderbook import BookEntry, OrderBook
 from omsdev.simulators.scenario import OrderGenerator, next_id
 
@@ -150,7 +157,7 @@ class TaobaoSimulator(Simulator):
         self.limit = self.new_bucket(APP_RATE, APP_BURST)
         self.on_list_page: Callable[[int], None] | None = None
         self.list_requests: list[dict] = []  # every accepted list query: tests check the windows
-        self._sessions: dict[str, float] = {}  # session -> expiry on self.clock
+        self._sessions = AccessTokens(clock)
         self._refreshes = 0
         self._lock = threading.Lock()
 
@@ -158,15 +165,11 @@ class TaobaoSimulator(Simulator):
 
     def issue_session(self) -> str:
         """A seller's access token, as the authorization flow hands it to the ISV."""
-        session = "6201" + secrets.token_hex(26)
-        with self._lock:
-            self._sessions[session] = self.clock() + self.token_ttl_seconds
-        return session
+        return self._sessions.issue("6201" + secrets.token_hex(26), self.token_ttl_seconds)
 
     def expire_tokens(self) -> None:
         """Every issued session expires now (tests of the refresh path)."""
-        with self._lock:
-            self._sessions = {session: float("-inf") for session in self._sessions}
+        self._sessions.expire_all()
 
     @property
     def refresh_requests(self) -> int:
@@ -176,11 +179,10 @@ class TaobaoSimulator(Simulator):
     def _check_session(self, session: str | None) -> None:
         if not session:
             raise _TopError(26, "Missing session", outcome="auth_failed")
-        with self._lock:
-            expiry = self._sessions.get(session)
-        if expiry is None:
+        state = self._sessions.state(session)
+        if state == "unknown":
             raise _TopError(27, "Invalid session", "invalid-sessionkey", "SessionKey非法", outcome="auth_failed")
-        if expiry <= self.clock():
+        if state == "expired":
             raise _TopError(27, "Invalid session:session-expired", "session-expired", "SessionKey过期",
                             outcome="auth_failed")
 
