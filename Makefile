@@ -19,8 +19,10 @@ setup: $(BIN)/.installed
 run: setup ## the local cloud with a simulator per channel and a demo scenario
 	$(BIN)/oms local up --scenario demo --duration 75
 
+# Test files run side by side on every core (pytest-xdist), each file in one worker: its local clouds
+# and simulators are its own; the allocation concurrency test alone takes a few minutes.
 test: setup sam-checks ## every test, plus the SAM/cfn-lint contract checks
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 unit: setup
 	$(BIN)/pytest -q tests/unit

@@ -30,7 +30,6 @@ from oms.services.ingest import retry_window
 from oms.services.messages import FailedWindowMessage
 from oms.settings import get_settings
 
-processor = BatchProcessor(event_type=EventType.SQS)
 # One retry attempt of one window, whichever SQS delivery carries it.
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="[channel, shop_id, window_start, window_end, failed_attempts]",
@@ -81,4 +80,7 @@ def _retry(message: FailedWindowMessage) -> dict:
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     idempotency_config.register_lambda_context(context)
+    # A processor per invocation: it holds the batch's state, and the local cloud may run several
+    # invocations of one function in this process at once (Lambda runs one per container).
+    processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

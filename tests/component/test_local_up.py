@@ -15,9 +15,11 @@ def test_up_with_an_existing_endpoint_provisions_the_template_there_and_starts_n
     # THEN it provisions on that endpoint and says so
     assert code == 0
     assert f"endpoint {moto_endpoint}, stack {stack}" in out
-    import boto3
+    from omsdev.localcloud.provision import aws_session
 
-    dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
+    # The local cloud's own credentials: boto3's default session may carry another test's (moto keeps
+    # one set of tables per account, and derives the account from the access key).
+    dynamodb = aws_session(moto_endpoint)("dynamodb")
     tables = [name for name in dynamodb.list_tables()["TableNames"] if name.startswith(stack)]
     assert any("OrdersTable" in name for name in tables), tables
     # AND the endpoint it did not start is still up after the local cloud stopped

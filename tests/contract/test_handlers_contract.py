@@ -91,3 +91,39 @@ def test_env_local_json_names_only_declared_variables_and_functions():
     for section, variables in env.items():
         assert section == "Parameters" or section in FUNCTIONS, section
         assert set(variables) <= declared, f"{section}: {sorted(set(variables) - declared)}"
+
+
+@pytest.mark.parametrize("path", _events("allocate"), ids=lambda p: p.name)
+def test_allocate_events_pass_the_function_filter_and_ask_for_the_step_their_name_says(path):
+    from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
+    from omsdev.localcloud.filters import compile_filters, matches_any
+
+    from oms.services.allocate import stream_action
+
+    # GIVEN the sample stream event and the AllocationFunction's FilterCriteria from the template
+    filters = compile_filters(FUNCTIONS["AllocationFunction"]["Events"]["OrdersStream"]["Properties"]["FilterCriteria"])
+    raw = json.loads(path.read_text())
+    for raw_record, record in zip(raw["Records"], DynamoDBStreamEvent(raw).records, strict=True):
+        # THEN Lambda would deliver it, and it asks for allocate / release / deduct as its file name says
+        assert matches_any(filters, raw_record)
+        action = stream_action(record.event_name.name, (record.dynamodb.old_image or {}).get("status"),
+                               record.dynamodb.new_image["status"])
+        expected = {"order_paid.json": "allocate", "order_cancelled.json": "release", "order_shipped.json": "deduct"}
+        assert action == expected[path.name]
+
+
+@pytest.mark.parametrize("old_status, new_status, delivered", [
+    ("paid", "paid", False),  # allocation's own write (fulfillment_status) or a newer channel version
+    ("cancelled", "cancelled", False),  # released already
+    ("pending_payment", "pending_payment", False),
+    ("shipped", "completed", False),  # deducted already
+    ("refunding", "refunded", True),  # the refund completed: its units go back
+    ("paid", "refunding", False),  # a refund under way: the units stay held until it completes
+])
+def test_the_allocation_filter_passes_only_changes_that_need_an_allocation_step(old_status, new_status, delivered):
+    from omsdev.localcloud.filters import compile_filters, matches_any
+
+    filters = compile_filters(FUNCTIONS["AllocationFunction"]["Events"]["OrdersStream"]["Properties"]["FilterCriteria"])
+    record = {"eventName": "MODIFY", "dynamodb": {"NewImage": {"status": {"S": new_status}},
+                                                  "OldImage": {"status": {"S": old_status}}}}
+    assert matches_any(filters, record) is delivered

@@ -3,7 +3,6 @@
 import uuid
 
 import pytest
-
 from omsdev.localcloud.cloud import LocalCloud
 
 FAST_RETRIES = {
@@ -15,9 +14,22 @@ FAST_RETRIES = {
 
 
 @pytest.fixture
-def cloud():
-    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
-                       start_event_sources=False)
-    local.start()
-    yield local
-    local.stop()
+def cloud_factory():
+    """make(**parameter_overrides) -> a started local cloud with FAST_RETRIES and those overrides on top."""
+    started = []
+
+    def make(**parameter_overrides: str) -> LocalCloud:
+        local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}",
+                           parameter_overrides={**FAST_RETRIES, **parameter_overrides}, start_event_sources=False)
+        local.start()
+        started.append(local)
+        return local
+
+    yield make
+    for local in started:
+        local.stop()
+
+
+@pytest.fixture
+def cloud(cloud_factory):
+    return cloud_factory()

@@ -5,60 +5,33 @@ is connected), so a few 30-minute windows cover it; the backlog is 4 minutes old
 windows end 3 minutes (+15 s skew) behind now.
 """
 
-import threading
 import time
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from oms.adapters.cursors_table import CursorsTable
-from oms.adapters.orders_table import OrdersTable
-from oms.adapters.quarantine_table import QuarantineTable
-from oms.settings import get_settings
-from omsdev.demo import poller_function_id, reconcile, start_shop
 from omsdev.simulators.base import FaultPlan
-from omsdev.simulators.scenario import Scenario, ScenarioRunner
+from omsdev.simulators.scenario import Scenario
+
+from tests.integration.channel_helpers import (
+    assert_every_order_stored_once,
+    assert_only_order_quarantined,
+    expire_tokens_after_the_first_page,
+    move_an_early_order_out_of_the_window_before_every_page,
+    not_stored,
+    order_key,
+    orders_table,
+    poll_in_pairs_while_orders_arrive,
+    poll_shop,
+    poll_until_stored,
+    quarantined_items,
+    start_shop_connected_before_its_backlog,
+)
 
 CHANNEL = "pdd"
 BACKDATED = Scenario(backdate=timedelta(minutes=4), cancel_share=0.0, duplicate_share=0.0)
 
 
-def unique_shop(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-def poll(cloud, *, bypass_concurrency: bool = False) -> dict:
-    outcome = cloud.invoke(poller_function_id(CHANNEL), {"channel": CHANNEL}, bypass_concurrency=bypass_concurrency)
-    return outcome["shops"][0]
-
-
-def start_cursor(shop_id: str, moment: datetime) -> None:
-    """Connect the shop from `moment` on, instead of the default day of history."""
-    cursors = CursorsTable(get_settings().shop_cursors_table)
-    owner = uuid.uuid4().hex
-    assert cursors.acquire_lease(CHANNEL, shop_id, owner, until=datetime.now(timezone.utc) + timedelta(minutes=1))
-    assert cursors.release_lease(CHANNEL, shop_id, owner, updated_through=moment)
-
-
 def shop_with_backlog(name: str, count: int, spread: timedelta, **options):
-    shop = start_shop(CHANNEL, unique_shop(name), **options)
-    ScenarioRunner([shop.generator], BACKDATED).seed_backlog(count, spread=spread)
-    start_cursor(shop.shop_id, datetime.now(timezone.utc) - BACKDATED.backdate - spread - timedelta(minutes=1))
-    return shop
-
-
-def poll_until_reconciled(cloud, shop, *, polls: int = 8) -> list[dict]:
-    outcomes = []
-    for _ in range(polls):
-        outcomes.append(poll(cloud))
-        if not reconcile([shop])[CHANNEL].stale_or_missing:
-            break
-    return outcomes
-
-
-def assert_every_order_stored_once(shop) -> None:
-    result = reconcile([shop])[CHANNEL]
-    assert result.stale_or_missing == []
-    assert result.stored_exactly_once == result.expected == result.stored_items
+    return start_shop_connected_before_its_backlog(CHANNEL, BACKDATED, name, count, spread, **options)
 
 
 def test_every_order_is_stored_exactly_once_despite_faults_overlap_and_two_pollers(cloud):
@@ -66,32 +39,19 @@ def test_every_order_is_stored_exactly_once_despite_faults_overlap_and_two_polle
     # orders over the last 45 minutes: two windows, overlapping by the poll overlap
     faults = FaultPlan(rate=0.2, kinds=("5xx", "429", "timeout"), timeout_seconds=1.5, seed=4)
     shop = shop_with_backlog("faulty", 120, timedelta(minutes=45), faults=faults)
-    # AND the retry consumer wired to its queue, as in AWS
-    cloud.start_wiring(only={"WindowRetryFunction"})
     try:
+        # AND the retry consumer wired to its queue, as in AWS (for as long as the pollers below run)
         # WHEN two pollers run at once, again and again, while a few more orders arrive
-        deadline = time.monotonic() + 50
-        while time.monotonic() < deadline:
-            threads = [threading.Thread(target=poll, args=(cloud,), kwargs={"bypass_concurrency": True})
-                       for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if len(shop.book) < 130:
-                shop.generator.create(datetime.now(timezone.utc) - BACKDATED.backdate)
-            if len(shop.book) >= 130 and not reconcile([shop])[CHANNEL].stale_or_missing:
-                break
+        poll_in_pairs_while_orders_arrive(cloud, shop, until_orders=130, per_round=1,
+                                          backdate=BACKDATED.backdate, seconds=50)
     finally:
-        cloud.stop_wiring()
         shop.simulator.stop()
     # THEN every order is stored exactly once, at its latest version
-    assert_every_order_stored_once(shop)
-    assert reconcile([shop])[CHANNEL].expected == 130
+    assert_every_order_stored_once(shop, 130)
     # AND faults really happened and were never stored as data
     outcomes = shop.simulator.stats.outcomes()
     assert sum(n for outcome, n in outcomes.items() if outcome.startswith("fault_")) > 0, outcomes
-    assert QuarantineTable(get_settings().quarantine_table).list() == []
+    assert quarantined_items() == []
 
 
 def test_windows_never_exceed_thirty_minutes_over_a_longer_backlog(cloud):
@@ -99,7 +59,7 @@ def test_windows_never_exceed_thirty_minutes_over_a_longer_backlog(cloud):
     shop = shop_with_backlog("long", 100, timedelta(minutes=100))
     try:
         # WHEN polled until everything is stored
-        outcomes = poll_until_reconciled(cloud, shop)
+        outcomes = poll_until_stored(cloud, shop, polls=8)
     finally:
         shop.simulator.stop()
     # THEN several windows were needed, none longer than 30 minutes and none refused by the gateway
@@ -114,30 +74,18 @@ def test_windows_never_exceed_thirty_minutes_over_a_longer_backlog(cloud):
 def test_backwards_paging_misses_no_order_that_shifts_between_pages_during_the_poll(cloud):
     # GIVEN 250 orders inside one window (three pages)
     shop = shop_with_backlog("moving", 250, timedelta(minutes=20))
-    ids = sorted(shop.book.order_ids(), key=lambda i: (shop.book.get(i).updated_at, i))
-    touched: list[str] = []
-
-    def update_an_early_order(params: dict) -> None:
-        # Before every page: the earliest untouched order changes and leaves the window, so the
-        # orders behind it shift one place towards page 1.
-        end = datetime.fromtimestamp(int(params["end_updated_at"]), timezone.utc)
-        order_id = ids[len(touched)]
-        shop.generator.touch(order_id, end + timedelta(seconds=5))
-        touched.append(order_id)
-
-    shop.simulator.on_page = update_an_early_order
+    # AND before every page an early order leaves the window, shifting the rest towards page 1
+    moved = move_an_early_order_out_of_the_window_before_every_page(shop, "end_updated_at")
     try:
         # WHEN one poll reads the window
-        first = poll(cloud)
+        first = poll_shop(cloud, shop)
         shop.simulator.on_page = None
         # THEN every order that stayed in the window was stored by that poll
-        table = OrdersTable(get_settings().orders_table, get_settings().raw_payload_bucket)
-        unmoved = [order_id for order_id in ids if order_id not in touched]
-        assert first["state"] == "polled" and len(touched) >= 3
-        assert [i for i in unmoved if table.get(f"{CHANNEL}#{shop.shop_id}#{i}") is None] == []
+        assert first["state"] == "polled" and len(moved) >= 3
+        assert not_stored(shop, [order_id for order_id in shop.book.order_ids() if order_id not in moved]) == []
         # AND the moved orders' new versions are stored by the next window, once it has closed
         time.sleep(7)
-        poll(cloud)
+        poll_shop(cloud, shop)
     finally:
         shop.simulator.stop()
     assert_every_order_stored_once(shop)
@@ -146,17 +94,10 @@ def test_backwards_paging_misses_no_order_that_shifts_between_pages_during_the_p
 def test_a_token_that_expires_mid_poll_is_refreshed_and_the_poll_succeeds(cloud):
     # GIVEN 250 orders (several calls) and an access token that expires after the first call
     shop = shop_with_backlog("token", 250, timedelta(minutes=20))
-    calls = []
-
-    def expire_after_first_call(_params: dict) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            shop.simulator.expire_tokens()
-
-    shop.simulator.on_page = expire_after_first_call
+    expire_tokens_after_the_first_page(shop)
     try:
         # WHEN polled
-        outcome = poll(cloud)
+        outcome = poll_shop(cloud, shop)
     finally:
         shop.simulator.stop()
     # THEN the expired token was refused once, refreshed once, and everything was stored
@@ -171,7 +112,7 @@ def test_throttling_envelopes_are_retried_not_stored_as_data(cloud):
     shop.simulator.limit = shop.simulator.new_bucket(2, 2)
     try:
         # WHEN polled
-        outcome = poll(cloud)
+        outcome = poll_shop(cloud, shop)
     finally:
         shop.simulator.stop()
     # THEN the gateway answered 70031 at least once, the client backed off and the poll succeeded
@@ -180,35 +121,33 @@ def test_throttling_envelopes_are_retried_not_stored_as_data(cloud):
     assert outcome["counts"]["created"] == 250
     # AND no envelope became an order or a quarantined record
     assert_every_order_stored_once(shop)
-    assert QuarantineTable(get_settings().quarantine_table).list() == []
+    assert quarantined_items() == []
 
 
 def test_a_malformed_order_is_quarantined_while_the_rest_are_stored(cloud):
     shop = shop_with_backlog("messy", 8, timedelta(minutes=10))
-    broken = shop.generator.create(datetime.now(timezone.utc) - BACKDATED.backdate - timedelta(minutes=2),
+    broken = shop.generator.create(datetime.now(UTC) - BACKDATED.backdate - timedelta(minutes=2),
                                    malformed="goods_count_text")
     try:
-        outcome = poll(cloud)
+        outcome = poll_shop(cloud, shop)
     finally:
         shop.simulator.stop()
-    assert outcome["counts"]["created"] == 8 and outcome["counts"]["quarantined"] == 1
-    items = QuarantineTable(get_settings().quarantine_table).list()
-    assert [item["channel_order_id"] for item in items] == [broken]
-    assert "item_list[0].goods_count" in items[0]["reason"]
+    quarantined = assert_only_order_quarantined(outcome, broken, created=8)
+    assert "item_list[0].goods_count" in quarantined["reason"]
 
 
 def test_a_late_cancellation_updates_the_stored_order(cloud):
     # GIVEN five paid orders, stored
     shop = shop_with_backlog("late", 5, timedelta(minutes=10))
     try:
-        poll(cloud)
-        order_id = sorted(shop.book.order_ids())[0]
-        key = f"{CHANNEL}#{shop.shop_id}#{order_id}"
-        table = OrdersTable(get_settings().orders_table, get_settings().raw_payload_bucket)
+        poll_shop(cloud, shop)
+        order_id = min(shop.book.order_ids())
+        key = order_key(shop, order_id)
+        table = orders_table()
         assert table.get(key)["status"] == "paid"
         # WHEN the buyer is refunded in full before shipment and the next poll reads it
-        shop.generator.cancel(order_id, datetime.now(timezone.utc) - BACKDATED.backdate)
-        outcome = poll(cloud)
+        shop.generator.cancel(order_id, datetime.now(UTC) - BACKDATED.backdate)
+        outcome = poll_shop(cloud, shop)
     finally:
         shop.simulator.stop()
     # THEN the stored order is refunded, one version later, with the new raw payload kept

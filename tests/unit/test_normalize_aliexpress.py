@@ -4,18 +4,16 @@ malformed payloads quarantined with the field named."""
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
-from oms.domain.order import MalformedOrderError
-from oms.normalizers import aliexpress, normalizer_for
+from oms.normalizers import aliexpress
 
-ALIEXPRESS_FILE = Path(__file__).resolve().parents[3] / "shared" / "channels" / "aliexpress_synthetic.json"
-
-NULL_SHIP_TO = {
-    "country": None, "province": None, "city": None, "district": None, "address": None,
-    "postal_code": None, "name": None, "phone": None, "encrypted": False,
-}
+from tests.unit.normalize_helpers import (
+    NULL_SHIP_TO,
+    refused,
+    synthetic_record,
+    synthetic_records,
+)
 
 # Hand-derived from aliexpress_synthetic.json: March 2026 after the 8th is Pacific daylight time (UTC-7).
 EXPECTED = [
@@ -181,23 +179,15 @@ OFFICIAL_SHAPE = {
 }
 
 
-def synthetic_records() -> list[dict]:
-    return aliexpress.split_response(json.loads(ALIEXPRESS_FILE.read_text(encoding="utf-8")))
-
-
 def paid_record() -> dict:
-    return copy.deepcopy(synthetic_records()[0])
+    return synthetic_record(aliexpress, 0)
 
 
 def test_the_synthetic_file_normalizes_field_by_field():
     # GIVEN the synthetic list + detail file WHEN every record is normalized
-    orders = [aliexpress.normalize(raw, "ae-shop").contract_dict() for raw in synthetic_records()]
+    orders = [aliexpress.normalize(raw, "ae-shop").contract_dict() for raw in synthetic_records(aliexpress)]
     # THEN each order matches the hand-derived canonical form
     assert orders == EXPECTED
-
-
-def test_the_normalizer_is_registered_for_the_channel():
-    assert normalizer_for("aliexpress") is aliexpress
 
 
 def test_the_published_sample_shape_normalizes_without_a_detail():
@@ -216,6 +206,8 @@ def test_the_published_sample_shape_normalizes_without_a_detail():
     assert order["ship_to"] == NULL_SHIP_TO
     # AND 01:30 on 2024-11-03 (the autumn repeated hour) reads as daylight time, UTC-7
     assert order["created_at"] == order["updated_at"] == "2024-11-03T08:30:00Z"
+    # AND the sample's gmt_pay_time on an order still awaiting payment is no payment time
+    assert order["paid_at"] is None
 
 
 def test_a_nineteen_digit_order_id_keeps_every_digit():
@@ -237,14 +229,6 @@ def test_json_parsing_of_the_raw_text_keeps_the_id_exact():
     text = json.dumps(OFFICIAL_SHAPE).replace("3300112233445566", "1234567890123456789")
     order = aliexpress.normalize(aliexpress.split_response(json.loads(text))[0], "s")
     assert order.channel_order_id == "1234567890123456789"
-
-
-def test_a_float_order_id_is_malformed_not_rounded():
-    raw = paid_record()
-    raw["order"]["order_id"] = 8190442233115566.0
-    assert aliexpress.order_id_of(raw) is None
-    with pytest.raises(MalformedOrderError, match="order.order_id"):
-        aliexpress.normalize(raw, "s")
 
 
 @pytest.mark.parametrize(
@@ -320,24 +304,95 @@ def test_each_platform_status_maps_to_its_canonical_status(order_status, options
     assert status_of(order_status, **options) == expected
 
 
-def test_one_disputed_line_of_a_paid_order_makes_it_refunding():
-    assert status_of("WAIT_SELLER_SEND_GOODS", issues=["IN_ISSUE", "NO_ISSUE"]) == "refunding"
+@pytest.mark.parametrize(
+    ("order_status", "options", "expected"),
+    [
+        pytest.param("WAIT_SELLER_SEND_GOODS", {"issues": ["IN_ISSUE", "NO_ISSUE"]}, "refunding",
+                     id="one disputed line of a paid order makes it refunding"),
+        pytest.param("WAIT_BUYER_ACCEPT_GOODS", {"issues": ["IN_ISSUE", "IN_ISSUE"]}, "refunding",
+                     id="every line disputed on a shipped order is refunding"),
+        pytest.param("FINISH", {"issues": ["END_ISSUE", "END_ISSUE"]}, "refunded",
+                     id="a finished order whose every line dispute ended is refunded"),
+        pytest.param("FINISH", {"end_reason": "buyer_confirm_goods", "issues": ["END_ISSUE", "NO_ISSUE"]}, "completed",
+                     id="a finished order with one ended dispute is completed by its reason"),
+        pytest.param("PLACE_ORDER_SUCCESS", {"paid": False, "issues": ["END_ISSUE"]}, "pending_payment",
+                     id="an unpaid order with a line dispute stays pending payment"),
+    ],
+)
+def test_line_disputes_and_the_order_status(order_status, options, expected):
+    # GIVEN an order in this status whose lines carry these dispute states WHEN normalized
+    # THEN the disputes decide the canonical status as the module documents
+    assert status_of(order_status, **options) == expected
 
 
-def test_every_line_disputed_on_a_shipped_order_is_refunding():
-    assert status_of("WAIT_BUYER_ACCEPT_GOODS", issues=["IN_ISSUE", "IN_ISSUE"]) == "refunding"
+# The pay time every case below carries: the synthetic paid order's, in the list and in the detail.
+PAID_AT = "2026-03-13T09:11:30Z"
 
 
-def test_a_finished_order_whose_every_line_dispute_ended_is_refunded():
-    assert status_of("FINISH", issues=["END_ISSUE", "END_ISSUE"]) == "refunded"
+def with_payment_state(order_status: str, *, end_reason=None, funds=None, detail_funds=None, list_pay_time=True):
+    """The synthetic paid order (its pay time in list and detail) changed to this status, end_reason and
+    fund_status, normalized."""
+    raw = paid_record()
+    order = raw["order"]
+    order["order_status"] = order_status
+    order.pop("end_reason", None)
+    if end_reason is not None:
+        order["end_reason"] = end_reason
+    order["fund_status"] = funds
+    if detail_funds is not None:
+        raw["detail"]["fund_status"] = detail_funds
+    if not list_pay_time:
+        del order["gmt_pay_time"]  # the detail's gmt_pay_success still says when
+    return aliexpress.normalize(raw, "s")
 
 
-def test_a_finished_order_with_one_ended_dispute_is_completed_by_its_reason():
-    assert status_of("FINISH", end_reason="buyer_confirm_goods", issues=["END_ISSUE", "NO_ISSUE"]) == "completed"
+@pytest.mark.parametrize(
+    ("order_status", "options"),
+    [
+        pytest.param("PLACE_ORDER_SUCCESS", {"funds": "NOT_PAY"}, id="awaiting payment"),
+        pytest.param("PLACE_ORDER_SUCCESS", {"funds": "WAIT_SELLER_CHECK"},
+                     id="awaiting payment, as in the published list sample"),
+        pytest.param("WAIT_SELLER_EXAMINE_MONEY", {"funds": "WAIT_SELLER_CHECK"}, id="seller to confirm the amount"),
+        pytest.param("FINISH", {"end_reason": "buyer_cancel_notpay_order", "funds": "PAY_SUCCESS"},
+                     id="closed: the buyer cancelled before paying"),
+        pytest.param("FINISH", {"end_reason": "pay_timeout"}, id="closed: payment timed out"),
+        pytest.param("FINISH", {"end_reason": "buyer_pay_timeout"}, id="closed: the buyer's payment timed out"),
+        pytest.param("FINISH", {"end_reason": "trade_close", "funds": "NOT_PAY"}, id="closed with funds NOT_PAY"),
+        pytest.param("IN_CANCEL", {"funds": "NOT_PAY"}, id="cancel requested with funds NOT_PAY"),
+        pytest.param("FINISH", {"end_reason": "trade_close", "detail_funds": "NOT_PAY"},
+                     id="funds NOT_PAY in the detail only"),
+    ],
+)
+def test_an_order_never_paid_has_no_paid_at_whatever_pay_time_the_payload_carries(order_status, options):
+    # GIVEN an order the buyer never paid whose list and detail still carry a pay time (AliExpress'
+    # published samples of both calls fill gmt_pay_time / gmt_pay_success on unpaid orders) WHEN normalized
+    order = with_payment_state(order_status, **options)
+    # THEN it has no payment time
+    assert order.paid_at is None
 
 
-def test_an_unpaid_order_with_a_line_dispute_stays_pending_payment():
-    assert status_of("PLACE_ORDER_SUCCESS", paid=False, issues=["END_ISSUE"]) == "pending_payment"
+@pytest.mark.parametrize(
+    ("order_status", "options", "status"),
+    [
+        pytest.param("FINISH", {"end_reason": "buyer_cancel_order", "funds": "PAY_SUCCESS"}, "cancelled",
+                     id="paid, then cancelled by the buyer"),
+        pytest.param("FINISH", {"end_reason": "seller_send_goods_timeout", "funds": "PAY_SUCCESS"}, "cancelled",
+                     id="paid, then closed unsent"),
+        pytest.param("FINISH", {"end_reason": "seller_accept_issue_no_goods_return", "funds": "PAY_SUCCESS"}, "refunded",
+                     id="paid, then refunded after a dispute"),
+        pytest.param("IN_CANCEL", {"funds": "PAY_SUCCESS"}, "refunding", id="paid, cancellation requested"),
+        pytest.param("FINISH", {"end_reason": "buyer_cancel_order", "funds": "PAY_SUCCESS", "list_pay_time": False},
+                     "cancelled", id="paid, then cancelled: the pay time from the detail"),
+        pytest.param("FINISH", {"end_reason": "buyer_cancel_order"}, "cancelled",
+                     id="paid, then cancelled: no fund_status given"),
+    ],
+)
+def test_an_order_paid_then_cancelled_or_refunded_keeps_its_paid_at(order_status, options, status):
+    # GIVEN a paid order (the payload shows the payment) cancelled or refunded afterwards WHEN normalized
+    order = with_payment_state(order_status, **options)
+    # THEN its status says so and it keeps the time it was paid
+    assert order.status.value == status
+    assert order.paid_at == PAID_AT
 
 
 def test_plain_address_is_kept_unencrypted_and_uk_becomes_gb():
@@ -374,10 +429,9 @@ def test_a_malformed_order_is_rejected_with_the_field_named_and_its_id_kept(brea
     raw = paid_record()
     breakage(raw["order"])
     # WHEN normalized THEN the error names the field and keeps the id for the quarantine
-    with pytest.raises(MalformedOrderError) as caught:
-        aliexpress.normalize(raw, "s")
-    assert field in caught.value.reason
-    assert caught.value.channel_order_id == "8190442233115566"
+    error = refused(aliexpress, raw)
+    assert field in error.reason
+    assert error.channel_order_id == "8190442233115566"
 
 
 def test_a_file_that_is_not_an_aliexpress_response_is_refused():

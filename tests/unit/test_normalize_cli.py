@@ -1,15 +1,14 @@
 """`oms normalize`: JSON lines on stdout, quarantine lines on stderr, exit codes 0 / 1 / 2."""
 
 import json
-from pathlib import Path
 
 import pytest
-
 from omsdev.cli import main
 
-CHANNELS_DIR = Path(__file__).resolve().parents[3] / "shared" / "channels"
-SHOPIFY_FILE = CHANNELS_DIR / "shopify_synthetic.json"
-AMAZON_FILE = CHANNELS_DIR / "amazon_sp_api_synthetic.json"
+from tests.unit.normalize_helpers import synthetic_file
+
+SHOPIFY_FILE = synthetic_file("shopify")
+AMAZON_FILE = synthetic_file("amazon")
 CONTRACT_FIELDS = {
     "order_key", "channel", "shop_id", "channel_order_id", "status", "channel_status", "buyer_id",
     "currency", "total", "lines", "ship_to", "created_at", "paid_at", "updated_at",

@@ -1,23 +1,22 @@
 """Kuaishou normalizer: the synthetic file field by field, the documented official response shape,
 exact 19-digit ids, epoch-ms times, fen, the status and refund table, ciphertexts, malformed input."""
 
-import copy
 import json
-from pathlib import Path
 
 import pytest
-from oms.domain.order import MalformedOrderError
-from oms.normalizers import kuaishou, normalizer_for
+from oms.normalizers import kuaishou
 
-KUAISHOU_FILE = Path(__file__).resolve().parents[3] / "shared" / "channels" / "kuaishou_synthetic.json"
-
-
-def synthetic_records() -> list[dict]:
-    return kuaishou.split_response(json.loads(KUAISHOU_FILE.read_text(encoding="utf-8")))
+from tests.unit.normalize_helpers import (
+    DELETE,
+    refused,
+    set_path,
+    synthetic_record,
+    synthetic_records,
+)
 
 
 def paid_record() -> dict:
-    return copy.deepcopy(synthetic_records()[0])
+    return synthetic_record(kuaishou, 0)
 
 
 # Hand-derived from kuaishou_synthetic.json: epoch ms -> UTC, fen -> yuan.
@@ -159,13 +158,9 @@ OFFICIAL_SHAPE_DOCUMENT = json.loads("""
 @pytest.mark.parametrize("index", range(3))
 def test_each_synthetic_order_maps_every_field(index):
     # GIVEN the synthetic file's orders WHEN normalized for a shop
-    order = kuaishou.normalize(synthetic_records()[index], "ks-shop")
+    order = kuaishou.normalize(synthetic_records(kuaishou)[index], "ks-shop")
     # THEN every contract field is as derived by hand
     assert order.contract_dict() == EXPECTED[index]
-
-
-def test_the_normalizer_is_registered_for_the_channel():
-    assert normalizer_for("kuaishou") is kuaishou
 
 
 def test_split_response_rejects_other_shapes_and_reads_an_empty_page():
@@ -204,8 +199,7 @@ def test_19_digit_oid_text_and_float_oid_is_refused():
     record["orderBaseInfo"]["oid"] = "9223372036854775807"
     assert kuaishou.normalize(record, "s").channel_order_id == "9223372036854775807"
     record["orderBaseInfo"]["oid"] = 2603141203456789012.0
-    with pytest.raises(MalformedOrderError, match=r"orderBaseInfo\.oid"):
-        kuaishou.normalize(record, "s")
+    refused(kuaishou, record, match=r"orderBaseInfo\.oid")
 
 
 def test_epoch_milliseconds_are_utc_and_zero_pay_time_is_absent():
@@ -216,6 +210,27 @@ def test_epoch_milliseconds_are_utc_and_zero_pay_time_is_absent():
     # THEN the UTC time is 8 hours earlier, milliseconds kept, and there is no paid_at
     assert order.created_at == "2026-03-13T16:00:00.005Z"
     assert order.paid_at is None and order.status.value == "pending_payment"
+
+
+@pytest.mark.parametrize(
+    ("status", "refunds", "expected", "paid_at"),
+    [
+        pytest.param(10, [], "pending_payment", None, id="awaiting payment: no payment time, whatever payTime says"),
+        pytest.param(80, [{"refundId": 1, "refundStatus": 60}], "refunded", "2026-03-14T03:46:41.230Z",
+                     id="paid, closed and refunded: keeps it"),
+        pytest.param(80, [], "cancelled", "2026-03-14T03:46:41.230Z", id="closed, a payment shown: keeps it"),
+    ],
+)
+def test_paid_at_is_the_pay_time_unless_the_order_awaits_payment(status, refunds, expected, paid_at):
+    # GIVEN the order (payTime 1773460001230 in the payload) in this status, with these refunds
+    record = paid_record()
+    record["orderBaseInfo"]["status"] = status
+    record["orderRefundList"] = refunds
+    # WHEN normalized
+    order = kuaishou.normalize(record, "s")
+    # THEN only an order past payment has a payment time
+    assert order.status.value == expected
+    assert order.paid_at == paid_at
 
 
 @pytest.mark.parametrize(("price", "total", "unit", "paid"), [(1, 1, "0.01", "0.01"), (199900, 599700, "1999.00", "5997.00"),
@@ -278,45 +293,29 @@ def test_plain_receiver_data_is_used_only_when_no_ciphertext_is_sent():
     assert ship_to.address_handle is None
 
 
-def _set(path: str, value):
-    def mutate(record: dict) -> None:
-        *parents, leaf = path.split(".")
-        target = record
-        for key in parents:
-            target = target[key]
-        if value is KeyError:
-            del target[leaf]
-        else:
-            target[leaf] = value
-
-    return mutate
-
-
 @pytest.mark.parametrize(("mutate", "reason"), [
-    (_set("orderItemInfo.num", "两件"), r"orderItemInfo\.num"),
-    (_set("orderItemInfo.num", KeyError), r"orderItemInfo\.num"),
-    (_set("orderItemInfo.price", 29.9), r"orderItemInfo\.price"),
-    (_set("orderBaseInfo.totalFee", "89.70"), r"orderBaseInfo\.totalFee"),
-    (_set("orderBaseInfo.status", 0), r"orderBaseInfo\.status: unknown value 0"),
-    (_set("orderBaseInfo.status", "paid"), r"orderBaseInfo\.status"),
-    (_set("orderBaseInfo.updateTime", "2026-03-14 11:46:42"), r"orderBaseInfo\.updateTime"),
-    (_set("orderItemInfo", None), r"orderItemInfo: missing"),
-    (_set("orderRefundList", {"refundStatus": 60}), r"orderRefundList: expected a list"),
-    (_set("orderRefundList", [{"refundStatus": "done"}]), r"orderRefundList\[0\]\.refundStatus"),
-    (_set("orderAddress", ["广东省"]), r"orderAddress: expected an object"),
+    (set_path("orderItemInfo.num", "两件"), r"orderItemInfo\.num"),
+    (set_path("orderItemInfo.num", DELETE), r"orderItemInfo\.num"),
+    (set_path("orderItemInfo.price", 29.9), r"orderItemInfo\.price"),
+    (set_path("orderBaseInfo.totalFee", "89.70"), r"orderBaseInfo\.totalFee"),
+    (set_path("orderBaseInfo.status", 0), r"orderBaseInfo\.status: unknown value 0"),
+    (set_path("orderBaseInfo.status", "paid"), r"orderBaseInfo\.status"),
+    (set_path("orderBaseInfo.updateTime", "2026-03-14 11:46:42"), r"orderBaseInfo\.updateTime"),
+    (set_path("orderItemInfo", None), r"orderItemInfo: missing"),
+    (set_path("orderRefundList", {"refundStatus": 60}), r"orderRefundList: expected a list"),
+    (set_path("orderRefundList", [{"refundStatus": "done"}]), r"orderRefundList\[0\]\.refundStatus"),
+    (set_path("orderAddress", ["广东省"]), r"orderAddress: expected an object"),
 ])
 def test_malformed_orders_raise_with_a_reason_naming_the_field(mutate, reason):
     # GIVEN a broken payload that still has its order id
     record = paid_record()
     mutate(record)
     # WHEN normalized THEN it is refused with the field named and the id kept for quarantine
-    with pytest.raises(MalformedOrderError, match=reason) as caught:
-        kuaishou.normalize(record, "s")
-    assert caught.value.channel_order_id == "2603141203456789"
+    error = refused(kuaishou, record, match=reason)
+    assert error.channel_order_id == "2603141203456789"
 
 
 @pytest.mark.parametrize("raw", [{}, {"orderBaseInfo": None}, {"orderBaseInfo": {"oid": None}}, {"orderBaseInfo": []}])
 def test_orders_without_an_id_are_malformed_and_order_id_of_never_raises(raw):
     assert kuaishou.order_id_of(raw) is None
-    with pytest.raises(MalformedOrderError, match="orderBaseInfo"):
-        kuaishou.normalize(raw, "s")
+    refused(kuaishou, raw, match="orderBaseInfo")

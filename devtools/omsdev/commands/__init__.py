@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMAND_MODULES = ("normalize", "local", "invoke", "reconcile", "quarantine", "bench")
+COMMAND_MODULES = ("normalize", "local", "invoke", "reconcile", "quarantine", "bench", "inventory")
 
 
 def register_all(subparsers) -> None:

@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import timedelta
 
+from omsdev import allocation_demo
 from omsdev.demo import IngestTally, reconcile, simulated_channels, start_shop
 from omsdev.localcloud.cloud import DEFAULT_TEMPLATE, LocalCloud
 from omsdev.simulators.base import FaultPlan
@@ -91,6 +92,13 @@ def run_up(args) -> int:
              for seed, channel in enumerate(simulated_channels(), start=1)]
     for shop in shops:
         print(f"simulator: {shop.channel} shop {shop.shop_id} at {shop.simulator.url}")
+    sources = allocation_demo.start_sources()
+    for simulator in sources:
+        print(f"simulator: {type(simulator).__name__} at {simulator.url}")
+    for loaded in allocation_demo.load_master_data():
+        print(f"loaded {loaded['file']}: {loaded['rows']} {loaded['kind']} rows")
+    feeds = allocation_demo.refresh_feeds(cloud)
+    print("feeds: " + ", ".join(f"{source} {outcome.get('state', outcome)}" for source, outcome in feeds.items()))
     runner = ScenarioRunner([shop.generator for shop in shops], preset["scenario"])
     runner.seed_backlog(preset["backlog"])
     tally = IngestTally()
@@ -117,8 +125,12 @@ def run_up(args) -> int:
                 f"{result.quarantined_expected} malformed generated (quarantined), "
                 f"{len(result.stale_or_missing)} not yet ingested (updated in the last poll interval or inside Amazon's 2-minute lag)"
             )
+        for line in allocation_demo.summary():
+            print(line)
         for shop in shops:
             shop.simulator.stop()
+        for simulator in sources:
+            simulator.stop()
         cloud.stop()
         print("local cloud stopped cleanly")
     return 0

@@ -18,7 +18,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -105,26 +104,9 @@ def cold_start_containers() -> None:
             (getattr(target, action) if action else target)()
 
 
-class DynamoDBOneRequestAtATime:
-    """WSGI wrapper: DynamoDB requests one at a time, so conditional writes are atomic as in AWS.
-
-    Only DynamoDB: a global lock would also be held through every SQS long poll (WaitTimeSeconds),
-    stalling all other requests for that long.
-    """
-
-    def __init__(self, app):
-        self._app = app
-        self._lock = threading.Lock()
-
-    def __call__(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            with self._lock:
-                return list(self._app(environ, start_response))
-        return self._app(environ, start_response)
-
-
 class SerialisedThreadedMotoServer(ThreadedMotoServer):
-    """moto's ThreadedMotoServer with its app wrapped in `DynamoDBOneRequestAtATime`."""
+    """moto's ThreadedMotoServer with its app wrapped in `OneDynamoDBRequestAtATime` and whole-table-copy-free
+    transactions (`moto_transactions`)."""
 
     def _server_entry(self) -> None:
         from moto.moto_server.werkzeug_app import (
@@ -134,7 +116,12 @@ class SerialisedThreadedMotoServer(ThreadedMotoServer):
         )
         from werkzeug.serving import make_server
 
-        app = DynamoDBOneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        from omsdev.localcloud import moto_queue_attributes, moto_transactions
+        from omsdev.localcloud.moto_endpoint import OneDynamoDBRequestAtATime
+
+        moto_transactions.install()
+        moto_queue_attributes.install()
+        app = OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()

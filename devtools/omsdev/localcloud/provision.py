@@ -55,6 +55,7 @@ CREATED_TYPES = (
     "AWS::S3::Bucket",
     "AWS::SNS::Topic",
     "AWS::SecretsManager::Secret",
+    "AWS::SSM::Parameter",
 )
 # Queue properties that are SQS attributes of the same name (values sent as strings).
 _QUEUE_ATTRIBUTES = (
@@ -403,6 +404,21 @@ class Stack:
                 request["Description"] = props["Description"]
             arn = client.create_secret(**request)["ARN"]
         return Provisioned(logical_id, "AWS::SecretsManager::Secret", arn, {"Id": arn}, created=True)
+
+    def _ssm(self, logical_id: str, props: dict, create: bool) -> Provisioned:
+        """A String parameter (SSM): `!Ref` gives its name, as in CloudFormation. An existing value is
+        kept, so a value changed at run time (rules without a deploy) survives `oms local up` again."""
+        client = self.client("ssm")
+        name = props.get("Name") or physical_name(self.stack_name, logical_id)  # like CloudFormation: no leading /
+        try:
+            client.get_parameter(Name=name)
+        except client.exceptions.ParameterNotFound:
+            if not create:
+                raise self._missing(logical_id, "parameter", name) from None
+            client.put_parameter(Name=name, Value=props["Value"], Type=props.get("Type", "String"),
+                                 Description=props.get("Description", ""))
+        return Provisioned(logical_id, "AWS::SSM::Parameter", name,
+                           {"Type": props.get("Type", "String"), "Value": props["Value"]}, created=True)
 
 
 def _table_request(name: str, props: dict) -> dict:

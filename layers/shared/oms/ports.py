@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
+from oms.domain.allocation import Warehouse
+from oms.domain.inventory import SkuMapping, StockLevel
 from oms.domain.order import CanonicalOrder
 from oms.domain.polling import ChannelWindowRules, PollWindow
-from oms.services.messages import FailedWindowMessage
+from oms.services.messages import FailedWindowMessage, ReviewMessage
 
 
 class ChannelError(RuntimeError):
@@ -40,6 +42,24 @@ class InvocationDeadlineError(ChannelError):
 KnownVersions = Callable[[list[tuple[str | None, str | None]]], set[str]]
 
 
+class ResumablePage(list):
+    """A page of raw records from a client that pages by token: `resume_from` is the token that
+    lists this page again (None: the window's first page). A poll cut short while storing it
+    resumes there next time instead of listing the window again from its start."""
+
+    def __init__(self, records, resume_from: str | None):
+        super().__init__(records)
+        self.resume_from = resume_from
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a window a deadline cut goes on: the same window, from a page token."""
+
+    window: PollWindow
+    page_token: str
+
+
 class ChannelClient(Protocol):
     channel: str
     rules: ChannelWindowRules
@@ -52,6 +72,8 @@ class ChannelClient(Protocol):
         """Every page of raw order records updated inside the window; raises ChannelError.
 
         Records the client marks `"known": True` were skipped as already stored (see `known`).
+        A client that yields `ResumablePage`s also takes `start_token=` (a page's `resume_from`)
+        to go on from that page.
         """
         ...
 
@@ -76,6 +98,7 @@ class ShopCursor:
     retry_enqueued_through: datetime | None = None
     span_hint: timedelta | None = None  # a shorter window after one did not fit an invocation
     read_at: datetime | None = None  # when the poll that moved `updated_through` there planned its window
+    resume: ResumePoint | None = None  # a window a deadline cut, to go on with from a page token
 
 
 class CursorRepository(Protocol):
@@ -94,6 +117,20 @@ class CursorRepository(Protocol):
         span_hint: timedelta | None = None,
         clear_span_hint: bool = False,
         read_at: datetime | None = None,
+        resume: ResumePoint | None = None,
+        clear_resume: bool = False,
+    ) -> bool: ...
+
+    def checkpoint(
+        self,
+        channel: str,
+        shop_id: str,
+        owner: str,
+        *,
+        updated_through: datetime,
+        read_at: datetime,
+        span_hint: timedelta | None = None,
+        clear_span_hint: bool = False,
     ) -> bool: ...
 
     def advance_past(self, channel: str, shop_id: str, window: PollWindow) -> bool: ...
@@ -104,3 +141,61 @@ class RetryQueue(Protocol):
 
     def dead_letter(self, message: FailedWindowMessage) -> None: ...
 
+
+
+# Allocation ------------------------------------------------------------------------------------
+
+
+class WaitingClock(Clock, Protocol):
+    """A clock that can also wait (tests advance a fake one instead of sleeping)."""
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class StockReader(Protocol):
+    def levels(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]: ...
+
+
+class SkuCatalog(Protocol):
+    def prefetch(self, channel: str, channel_skus: Iterable[str]) -> None: ...
+
+    def mapping_of(self, channel: str, channel_sku: str) -> SkuMapping | None: ...
+
+
+class WarehouseDirectory(Protocol):
+    def list(self) -> list[dict]: ...  # warehouse_id, name, regions, daily_capacity
+
+
+class FactsSnapshots(Protocol):
+    def read_source(self, source: str) -> dict[str, tuple[object, datetime]]: ...
+
+    def allocated_on(self, day: date) -> dict[str, int]: ...
+
+    def add_allocated(self, warehouse_id: str, day: date, count: int = 1) -> None: ...
+
+
+class ReviewQueue(Protocol):
+    def send(self, message: ReviewMessage) -> None: ...
+
+
+class WmsConfirmations(Protocol):
+    """The warehouses' WMS: confirms (or rejects) a reservation, perhaps after a while."""
+
+    def request_confirmation(self, warehouse_id: str, reservation_id: str, order_key: str,
+                             lines: list[dict], timeout_seconds: float): ...  # -> .status, .reason
+
+    def confirmation_status(self, warehouse_id: str, reservation_id: str, timeout_seconds: float): ...
+
+    def cancel(self, warehouse_id: str, reservation_id: str, timeout_seconds: float) -> None: ...
+
+
+class WarehouseRegistry(WarehouseDirectory, Protocol):
+    def put(self, warehouse: Warehouse) -> None: ...
+
+
+class StockCounts(Protocol):
+    def set_on_hand(self, warehouse_id: str, sku: str, on_hand: int) -> None: ...
+
+
+class SkuMappings(Protocol):
+    def put(self, mapping: SkuMapping) -> None: ...

@@ -33,6 +33,20 @@ class Settings(BaseModel):
     secrets_prefix: str = Field(alias="SECRETS_PREFIX", min_length=1)
     reconciliation_table: str = Field(alias="RECONCILIATION_TABLE", min_length=1)
     reconcile_lookback_seconds: int = Field(alias="RECONCILE_LOOKBACK_SECONDS", ge=300)
+    inventory_table: str = Field(alias="INVENTORY_TABLE", min_length=1)
+    reservations_table: str = Field(alias="RESERVATIONS_TABLE", min_length=1)
+    sku_map_table: str = Field(alias="SKU_MAP_TABLE", min_length=1)
+    warehouses_table: str = Field(alias="WAREHOUSES_TABLE", min_length=1)
+    allocation_facts_table: str = Field(alias="ALLOCATION_FACTS_TABLE", min_length=1)
+    allocation_rules_parameter: str = Field(alias="ALLOCATION_RULES_PARAMETER", min_length=1)
+    review_queue_url: str = Field(alias="REVIEW_QUEUE_URL", min_length=1)
+    wms_confirm_timeout_seconds: float = Field(alias="WMS_CONFIRM_TIMEOUT_SECONDS", gt=0)
+    source_max_age_seconds: int = Field(alias="SOURCE_MAX_AGE_SECONDS", ge=60)
+    # The allocation data sources' APIs; empty where a deployment has none (that source then stays stale).
+    wms_api_url: str = Field(default="", alias="WMS_API_URL")
+    carrier_api_url: str = Field(default="", alias="CARRIER_API_URL")
+    attendance_api_url: str = Field(default="", alias="ATTENDANCE_API_URL")
+    quality_api_url: str = Field(default="", alias="QUALITY_API_URL")
     # Empty in AWS; points boto3 at LocalStack or the local cloud's moto server elsewhere.
     aws_endpoint_url: str | None = Field(default=None, alias="OMS_AWS_ENDPOINT_URL")
 

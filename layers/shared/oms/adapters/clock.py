@@ -1,10 +1,12 @@
-"""The real clock (services take a Clock port so tests can pin time)."""
+"""The real clock: wall time in UTC, and real waiting."""
 
-from __future__ import annotations
-
+import time
 from datetime import datetime, timezone
 
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

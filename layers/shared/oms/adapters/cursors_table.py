@@ -16,7 +16,10 @@ from oms.adapters import aws
 from oms.adapters.dynamo_codec import from_item
 from oms.domain.order import format_utc
 from oms.domain.polling import PollWindow
-from oms.ports import ShopCursor
+from oms.ports import ResumePoint, ShopCursor
+
+# Where a window a deadline cut goes on (`ResumePoint`), dropped once the cursor moves past a window.
+_RESUME_FIELDS = ("resume_start_ms", "resume_end_ms", "resume_token")
 
 
 def _ms(moment: datetime) -> int:
@@ -113,14 +116,58 @@ class CursorsTable:
         span_hint: timedelta | None = None,
         clear_span_hint: bool = False,
         read_at: datetime | None = None,
+        resume: ResumePoint | None = None,
+        clear_resume: bool = False,
     ) -> bool:
         """Give the lease back, moving the cursor (forward only) when a window completed.
 
         `read_at` (with `updated_through`): when that window was planned, so the next poll knows
         how settled the cursor was (`oms.services.ingest.overlap_needed`); without it the next
-        poll re-reads the full overlap.
+        poll re-reads the full overlap. `resume`: where a window a deadline cut goes on; a moved
+        cursor without one, or `clear_resume`, drops any earlier resume point.
         Returns False when the lease had already passed to someone else.
         """
+        return self._write_cursor(
+            channel, shop_id, owner, release=True, updated_through=updated_through,
+            retry_enqueued_through=retry_enqueued_through, span_hint=span_hint,
+            clear_span_hint=clear_span_hint, read_at=read_at, resume=resume, clear_resume=clear_resume,
+        )
+
+    def checkpoint(
+        self,
+        channel: str,
+        shop_id: str,
+        owner: str,
+        *,
+        updated_through: datetime,
+        read_at: datetime,
+        span_hint: timedelta | None = None,
+        clear_span_hint: bool = False,
+    ) -> bool:
+        """Move the cursor (forward only) after one window of a poll that goes on reading, keeping the lease.
+
+        Returns False when the lease has passed to someone else (the poll must stop).
+        """
+        return self._write_cursor(
+            channel, shop_id, owner, release=False, updated_through=updated_through,
+            span_hint=span_hint, clear_span_hint=clear_span_hint, read_at=read_at,
+        )
+
+    def _write_cursor(
+        self,
+        channel: str,
+        shop_id: str,
+        owner: str,
+        *,
+        release: bool,
+        updated_through: datetime | None = None,
+        retry_enqueued_through: datetime | None = None,
+        span_hint: timedelta | None = None,
+        clear_span_hint: bool = False,
+        read_at: datetime | None = None,
+        resume: ResumePoint | None = None,
+        clear_resume: bool = False,
+    ) -> bool:
         sets, values = [], {":owner": {"S": owner}}
         condition = "lease_owner = :owner"
         if updated_through is not None:
@@ -137,10 +184,22 @@ class CursorsTable:
         if span_hint is not None:
             sets.append("span_hint_ms = :span")
             values[":span"] = {"N": str(int(span_hint.total_seconds() * 1000))}
-        removes = ["lease_owner", "lease_until_ms"] + (["span_hint_ms"] if clear_span_hint else [])
+        if resume is not None:
+            sets += ["resume_start_ms = :resume_start", "resume_end_ms = :resume_end", "resume_token = :resume_token"]
+            values[":resume_start"] = {"N": str(_ms(resume.window.start))}
+            values[":resume_end"] = {"N": str(_ms(resume.window.end))}
+            values[":resume_token"] = {"S": resume.page_token}
+        removes = (["lease_owner", "lease_until_ms"] if release else []) + (["span_hint_ms"] if clear_span_hint else [])
+        if clear_resume or (updated_through is not None and resume is None):
+            removes += list(_RESUME_FIELDS)
         if updated_through is not None and read_at is None:
             removes.append("updated_through_read_at_ms")  # unknown: the next poll re-reads the full overlap
-        expression = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE " + ", ".join(removes)
+        expression = " ".join(
+            part for part in (
+                "SET " + ", ".join(sets) if sets else "",
+                "REMOVE " + ", ".join(removes) if removes else "",
+            ) if part
+        )
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
@@ -155,11 +214,17 @@ class CursorsTable:
                 raise
         if updated_through is None:
             return False
-        # The cursor was already at or past this window (a retry got there first): just release.
-        return self.release_lease(
-            channel, shop_id, owner, retry_enqueued_through=retry_enqueued_through,
-            span_hint=span_hint, clear_span_hint=clear_span_hint,
+        # The cursor was already at or past this window (a retry got there first): the rest still applies.
+        if not release and not (span_hint is not None or clear_span_hint or resume is not None or clear_resume):
+            return self._holds_lease(channel, shop_id, owner)
+        return self._write_cursor(
+            channel, shop_id, owner, release=release, retry_enqueued_through=retry_enqueued_through,
+            span_hint=span_hint, clear_span_hint=clear_span_hint, resume=resume, clear_resume=clear_resume,
         )
+
+    def _holds_lease(self, channel: str, shop_id: str, owner: str) -> bool:
+        response = self._dynamodb.get_item(TableName=self._table, Key=self._key(channel, shop_id), ConsistentRead=True)
+        return response.get("Item", {}).get("lease_owner", {}).get("S") == owner
 
     def advance_past(self, channel: str, shop_id: str, window: PollWindow) -> bool:
         """After a retried window succeeded (or was dead-lettered): move a cursor that sits inside it to its end.
@@ -202,4 +267,7 @@ class CursorsTable:
             retry_enqueued_through=_from_ms(item.get("retry_enqueued_through_ms")),
             span_hint=None if item.get("span_hint_ms") is None else timedelta(milliseconds=int(item["span_hint_ms"])),
             read_at=_from_ms(item.get("updated_through_read_at_ms")),
+            resume=None if "resume_token" not in item else ResumePoint(
+                PollWindow(_from_ms(item["resume_start_ms"]), _from_ms(item["resume_end_ms"])), item["resume_token"]
+            ),
         )

@@ -1,11 +1,15 @@
-"""Defensive readers shared by the normalizers: each failure names the field it came from."""
+"""Defensive readers of platform fields, shared by the normalizers: each failure names the field.
+
+(What the normalizers do alike with a whole record, such as refusing an unknown status or an
+order without an id, is in `_order_parts`.)
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -57,7 +61,7 @@ def fen(value: object, where: str) -> Decimal:
 
 def id_text(value: object, where: str) -> str:
     """A platform id as text. JSON integers keep every digit in Python; a float has lost them."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MalformedOrderError(f"{where}: {value!r} is not an exact id (a float loses digits of 19-digit ids)")
     result = text(value)
     if result is None:
@@ -75,12 +79,33 @@ def whole_number(value: object, where: str) -> int:
     raise MalformedOrderError(f"{where}: {value!r} is not an integer")
 
 
+def quantity(value: object, where: str) -> int:
+    """A line's ordered quantity: a whole number, never negative."""
+    count = whole_number(value, where)
+    if count < 0:
+        raise MalformedOrderError(f"{where}: {count} is negative")
+    return count
+
+
+def order_id_text(value: object) -> str | None:
+    """A platform order id (a string or an exact JSON integer) as text; anything else is no id.
+
+    Never raises: callers use it to key a quarantine record, before the order is read. A float has
+    already lost digits of a 16-19 digit id and a bool is not an id, so both give None.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return text(value)
+
+
 def iso_time(value: object, where: str) -> str | None:
     """An ISO 8601 time with its zone, as UTC text; absent stays None."""
     if value in (None, ""):
         return None
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        # The explicit rewrite stays: bare fromisoformat would also take a `Z` between date and
+        # time ("2026-03-14Z08:00"), which this reader has always refused.
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))  # noqa: FURB162
     except ValueError:
         raise MalformedOrderError(f"{where}: {value!r} is not an ISO 8601 time (or out of range)") from None
     if moment.tzinfo is None:
@@ -99,21 +124,48 @@ def local_time(value: object, where: str, zone) -> str | None:
     return format_utc(moment.replace(tzinfo=zone))
 
 
+def china_time(value: object, where: str) -> str | None:
+    """A Taobao / JD / PDD `yyyy-MM-dd HH:mm:ss` GMT+8 time as UTC text."""
+    return local_time(value, where, CHINA_TIME)
+
+
+def pacific_time(value: object, where: str) -> str | None:
+    """An AliExpress `yyyy-MM-dd HH:mm:ss` US Pacific time (daylight saving included) as UTC text."""
+    return local_time(value, where, US_PACIFIC)
+
+
 def epoch_time(value: object, where: str, *, unit_seconds: float) -> str | None:
     """Epoch seconds (Douyin: unit 1) or milliseconds (Kuaishou: unit 0.001) as UTC text; 0 is absent."""
     if value in (None, "", 0, "0"):
         return None
     count = whole_number(value, where)
     try:
-        moment = datetime.fromtimestamp(count * unit_seconds, timezone.utc)
+        moment = datetime.fromtimestamp(count * unit_seconds, UTC)
     except (OverflowError, OSError, ValueError):
         raise MalformedOrderError(f"{where}: {value!r} is out of range for an epoch time") from None
     return format_utc(moment)
 
 
+def epoch_seconds(value: object, where: str) -> str | None:
+    """Douyin's epoch seconds as UTC text; 0 is absent."""
+    return epoch_time(value, where, unit_seconds=1)
+
+
+def epoch_millis(value: object, where: str) -> str | None:
+    """Kuaishou's epoch milliseconds as UTC text; 0 is absent."""
+    return epoch_time(value, where, unit_seconds=0.001)
+
+
 def joined(*parts: object) -> str | None:
     present = [p for p in (text(part) for part in parts) if p]
     return ", ".join(present) or None
+
+
+def dig(value: object, *keys: str) -> object:
+    """`value[k1][k2]...`, or None as soon as a level is not an object: never raises."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def as_list(value: object, where: str) -> list:

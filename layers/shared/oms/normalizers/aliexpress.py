@@ -11,6 +11,12 @@ model/aesolution OrderQuery/OrderDto/OrderProductDto):
 - times: `gmt_create`, `gmt_pay_time` (else the detail's `gmt_pay_success`), `gmt_update`, all
   `yyyy-MM-dd HH:mm:ss` in US Pacific time with daylight saving (an ambiguous autumn hour reads as
   daylight time), converted to UTC.
+  paid_at is null for an order the buyer never paid, whatever pay time the payload carries (the
+  platform's published samples of both calls show an unpaid PLACE_ORDER_SUCCESS order with
+  `gmt_pay_time` / `gmt_pay_success` filled in): awaiting payment (pending_payment), `fund_status`
+  NOT_PAY (order, else detail), or closed for non-payment (end_reason pay_timeout,
+  buyer_pay_timeout, buyer_cancel_notpay_order). An order paid and then cancelled or refunded
+  keeps its pay time.
 - status (channel_status is the raw `order_status`; any other value is malformed):
     PLACE_ORDER_SUCCESS, WAIT_SELLER_EXAMINE_MONEY ...... pending_payment (the seller confirms an
                                                            amount before the buyer pays)
@@ -58,17 +64,25 @@ from oms.domain.order import (
     build_order,
 )
 from oms.normalizers._fields import (
-    US_PACIFIC,
     as_dict,
     as_list,
+    dig,
     id_text,
     joined,
-    local_time,
     money,
+    order_id_text,
+    pacific_time,
+    quantity,
     reading_order,
     required_text,
     text,
-    whole_number,
+)
+from oms.normalizers._order_parts import (
+    ResponseShapeError,
+    each_object,
+    known_value,
+    region,
+    require_order_id,
 )
 
 CHANNEL = "aliexpress"
@@ -99,22 +113,20 @@ CANCELLED_REASONS = frozenset({
     "seller_send_goods_timeout", "send_goods_timeout", "trade_close", "security_close", "suspicious_trade",
     "confirm_payamount_timeout", "reject_payamount",
 })
+# Closed because the buyer never paid (the other cancel reasons can follow a payment).
+NOT_PAID_REASONS = frozenset({"pay_timeout", "buyer_pay_timeout", "buyer_cancel_notpay_order"})
+NOT_PAID_FUNDS = "NOT_PAY"  # fund_status: NOT_PAY, PAY_SUCCESS, WAIT_SELLER_CHECK
 _IN_DISPUTE, _DISPUTE_ENDED = "IN_ISSUE", "END_ISSUE"
+_PRODUCTS = "order.product_list.order_product_dto"  # where the lines are, as errors name it
 # AliExpress country codes that are not ISO 3166-1 alpha-2.
 _COUNTRY_ALIASES = {"UK": "GB", "SRB": "RS", "MNE": "ME", "EN": "GB"}
 
 
-def _dig(value: object, *keys: str) -> object:
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
 def list_orders(list_response: object) -> list:
     """The order_dto list of one aliexpress.solution.order.get response (one object counts as a list)."""
-    orders = _dig(list_response, LIST_ROOT, "result", "target_list", "order_dto")
+    orders = dig(list_response, LIST_ROOT, "result", "target_list", "order_dto")
     if orders is None:
-        orders = _dig(list_response, "result", "target_list", "order_dto")  # already unwrapped
+        orders = dig(list_response, "result", "target_list", "order_dto")  # already unwrapped
     if isinstance(orders, dict):
         return [orders]
     return orders if isinstance(orders, list) else []
@@ -122,9 +134,9 @@ def list_orders(list_response: object) -> list:
 
 def detail_data(detail_response: object) -> dict | None:
     """The `data` of one aliexpress.solution.order.info.get response (or an already unwrapped data)."""
-    data = _dig(detail_response, DETAIL_ROOT, "result", "data")
+    data = dig(detail_response, DETAIL_ROOT, "result", "data")
     if data is None and isinstance(detail_response, dict) and DETAIL_ROOT not in detail_response:
-        data = _dig(detail_response, "result", "data") or (detail_response if "id" in detail_response else None)
+        data = dig(detail_response, "result", "data") or (detail_response if "id" in detail_response else None)
     return data if isinstance(data, dict) else None
 
 
@@ -138,7 +150,7 @@ def split_response(document: object) -> list[dict]:
     if not isinstance(details, dict) or not (
         isinstance(list_response, dict) and (LIST_ROOT in list_response or "result" in list_response)
     ):
-        raise ValueError(
+        raise ResponseShapeError(
             "an AliExpress file is {'order_list': {'aliexpress_solution_order_get_response': {...}}, "
             "'order_details': {orderId: {'aliexpress_solution_order_info_get_response': {...}}}} "
             "or a bare aliexpress_solution_order_get_response"
@@ -151,10 +163,7 @@ def split_response(document: object) -> list[dict]:
 
 
 def order_id_of(raw: object) -> str | None:
-    value = _dig(raw, "order", "order_id")
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        return None  # a float has already lost digits of a 16-19 digit id
-    result = text(value)
+    result = order_id_text(dig(raw, "order", "order_id"))
     return result if result and result.isdigit() else None
 
 
@@ -163,21 +172,16 @@ def _amount(value: object, where: str) -> tuple[Decimal, str | None]:
     return money(record.get("amount"), f"{where}.amount"), text(record.get("currency_code"))
 
 
-def _line(product: object, index: int) -> dict:
-    where = f"order.product_list.order_product_dto[{index}]"
-    if not isinstance(product, dict):
-        raise MalformedOrderError(f"{where}: expected an object, got {type(product).__name__}")
+def _line(where: str, product: dict) -> dict:
     line_id = product.get("child_id") if product.get("child_id") not in (None, "") else product.get("order_id")
-    quantity = whole_number(product.get("product_count"), f"{where}.product_count")
-    if quantity < 0:
-        raise MalformedOrderError(f"{where}.product_count: {quantity} is negative")
+    count = quantity(product.get("product_count"), f"{where}.product_count")
     unit_price, _currency = _amount(product.get("product_unit_price"), f"{where}.product_unit_price")
     product_id = product.get("product_id")
     return {
         "line_id": id_text(line_id, f"{where}.child_id"),
         "sku": None if product_id in (None, "") else id_text(product_id, f"{where}.product_id"),
         "seller_sku": text(product.get("sku_code")),
-        "quantity": quantity,
+        "quantity": count,
         "unit_price": unit_price,
     }
 
@@ -186,7 +190,7 @@ def _products(order: dict) -> list:
     products = as_dict(order.get("product_list"), "order.product_list").get("order_product_dto")
     if isinstance(products, dict):
         return [products]
-    return as_list(products, "order.product_list.order_product_dto")
+    return as_list(products, _PRODUCTS)
 
 
 def _ended_status(channel_status: str, end_reason: str | None, products: list, paid: bool) -> OrderStatus:
@@ -196,7 +200,7 @@ def _ended_status(channel_status: str, end_reason: str | None, products: list, p
         return OrderStatus.REFUNDED
     if end_reason in CANCELLED_REASONS:
         return OrderStatus.CANCELLED
-    if products and all(_dig(p, "issue_status") == _DISPUTE_ENDED for p in products):
+    if products and all(dig(p, "issue_status") == _DISPUTE_ENDED for p in products):
         return OrderStatus.REFUNDED
     if channel_status == "FINISH" and not paid:
         return OrderStatus.CANCELLED
@@ -210,10 +214,20 @@ def _status(order: dict, channel_status: str, products: list, paid: bool) -> Ord
         base = OrderStatus.SHIPPED if text(order.get("gmt_send_goods_time")) else OrderStatus.PAID
     else:
         base = _DIRECT_STATUS[channel_status]
-    disputed = any(_dig(p, "issue_status") == _IN_DISPUTE for p in products)
+    disputed = any(dig(p, "issue_status") == _IN_DISPUTE for p in products)
     if disputed and base in (OrderStatus.PAID, OrderStatus.SHIPPED):
         return OrderStatus.REFUNDING
     return base
+
+
+def _never_paid(order: dict, detail: dict, channel_status: str) -> bool:
+    """The buyer never paid this order, so it has no payment time whatever the payload says."""
+    funds = text(order.get("fund_status")) or text(detail.get("fund_status"))
+    return (
+        _DIRECT_STATUS.get(channel_status) is OrderStatus.PENDING_PAYMENT
+        or funds == NOT_PAID_FUNDS
+        or text(order.get("end_reason")) in NOT_PAID_REASONS
+    )
 
 
 def _total_and_currency(order: dict, detail: dict, products: list) -> tuple[Decimal, str]:
@@ -221,13 +235,13 @@ def _total_and_currency(order: dict, detail: dict, products: list) -> tuple[Deci
         total, currency = _amount(order.get("pay_amount"), "order.pay_amount")
     else:
         total = sum(
-            (_amount(_dig(p, "total_product_amount"), f"order.product_list.order_product_dto[{i}].total_product_amount")[0]
-             for i, p in enumerate(products) if _dig(p, "total_product_amount") is not None),
+            (_amount(dig(p, "total_product_amount"), f"order.product_list.order_product_dto[{i}].total_product_amount")[0]
+             for i, p in enumerate(products) if dig(p, "total_product_amount") is not None),
             Decimal(0),
         )
-        currency = text(_dig(detail, "order_amount", "currency_code")) or next(
-            (text(_dig(p, "product_unit_price", "currency_code")) for p in products
-             if text(_dig(p, "product_unit_price", "currency_code"))), None)
+        currency = text(dig(detail, "order_amount", "currency_code")) or next(
+            (text(dig(p, "product_unit_price", "currency_code")) for p in products
+             if text(dig(p, "product_unit_price", "currency_code"))), None)
     if currency is None:
         raise MalformedOrderError("order.pay_amount.currency_code: missing (and no line or detail currency)")
     return total, currency.upper()
@@ -247,9 +261,7 @@ def _ship_to(detail: dict) -> dict:
     phone_country = text(address.get("phone_country"))
     return {
         "country": _country(address.get("country")),
-        "province": text(address.get("province")),
-        "city": text(address.get("city")),
-        "district": text(address.get("district")),
+        **region(address, "province", "city", "district"),
         "address": joined(address.get("detail_address"), address.get("address2")),
         "postal_code": text(address.get("zip")),
         "name": text(address.get("contact_person")),
@@ -261,33 +273,29 @@ def _ship_to(detail: dict) -> dict:
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     with reading_order(order_id):
-        if order_id is None:
-            found = _dig(raw, "order", "order_id")
-            reason = "missing" if found in (None, "") else f"{found!r} is not an exact order id"
-            raise MalformedOrderError(f"order.order_id: {reason}")
+        require_order_id(order_id, dig(raw, "order", "order_id"), "order.order_id", "is not an exact order id")
         order = raw["order"]  # a dict: order_id_of found an id in it
         detail = as_dict(raw.get("detail"), "detail")
         channel_status = required_text(order, "order_status", "order.")
-        if channel_status not in KNOWN_STATUSES:
-            raise MalformedOrderError(f"order.order_status: unknown value {channel_status!r}")
+        known_value(channel_status, KNOWN_STATUSES, "order.order_status")
         products = _products(order)
-        lines = [_line(product, index) for index, product in enumerate(products)]
-        paid_at = local_time(order.get("gmt_pay_time"), "order.gmt_pay_time", US_PACIFIC) or local_time(
-            detail.get("gmt_pay_success"), "detail.gmt_pay_success", US_PACIFIC)
+        lines = [_line(where, product) for where, product in each_object(products, _PRODUCTS)]
+        pay_time = pacific_time(order.get("gmt_pay_time"), "order.gmt_pay_time") or pacific_time(
+            detail.get("gmt_pay_success"), "detail.gmt_pay_success")
         total, currency = _total_and_currency(order, detail, products)
-        buyer = text(order.get("buyer_login_id")) or text(_dig(detail, "buyer_info", "login_id"))
+        buyer = text(order.get("buyer_login_id")) or text(dig(detail, "buyer_info", "login_id"))
         return build_order(
             channel=CHANNEL,
             shop_id=shop_id,
             channel_order_id=order_id,
-            status=_status(order, channel_status, products, paid=paid_at is not None),
+            status=_status(order, channel_status, products, paid=pay_time is not None),
             channel_status=channel_status,
             buyer_id=buyer,
             currency=currency,
             total=total,
             lines=lines,
             ship_to=_ship_to(detail),
-            created_at=local_time(order.get("gmt_create"), "order.gmt_create", US_PACIFIC),
-            paid_at=paid_at,
-            updated_at=local_time(order.get("gmt_update"), "order.gmt_update", US_PACIFIC),
+            created_at=pacific_time(order.get("gmt_create"), "order.gmt_create"),
+            paid_at=None if _never_paid(order, detail, channel_status) else pay_time,
+            updated_at=pacific_time(order.get("gmt_update"), "order.gmt_update"),
         )

@@ -37,14 +37,20 @@ from oms.domain.order import (
 )
 from oms.normalizers._fields import (
     as_dict,
-    as_list,
+    dig,
     iso_time,
     joined,
     money,
+    quantity,
     reading_order,
     required_text,
     text,
-    whole_number,
+)
+from oms.normalizers._order_parts import (
+    ResponseShapeError,
+    each_object,
+    known_value,
+    require_order_id,
 )
 
 CHANNEL = "amazon"
@@ -88,32 +94,26 @@ MARKETPLACE_CURRENCY = {
 _PRICE_PLACES = Decimal("0.0001")
 
 
-def _dig(value: object, *keys: str) -> object:
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
 def split_response(document: object) -> list[dict]:
     """Join a saved getOrders response with its getOrderItems responses (keyed by order id)."""
-    orders = _dig(document, "getOrders", "payload", "Orders")
-    items_by_order = _dig(document, "getOrderItems")
+    orders = dig(document, "getOrders", "payload", "Orders")
+    items_by_order = dig(document, "getOrderItems")
     items_by_order = {} if items_by_order is None else items_by_order
     if not isinstance(orders, list) or not isinstance(items_by_order, dict):
-        raise ValueError(
+        raise ResponseShapeError(
             "an Amazon file is {'getOrders': {'payload': {'Orders': [...]}}, "
             "'getOrderItems': {orderId: {'payload': {'OrderItems': [...]}}}}"
         )
     records = []
     for order in orders:
         order_id = order_id_of({"order": order})
-        items = _dig(items_by_order.get(order_id), "payload", "OrderItems") if order_id else None
+        items = dig(items_by_order.get(order_id), "payload", "OrderItems") if order_id else None
         records.append({"order": order, "items": [] if items is None else items})
     return records
 
 
 def order_id_of(raw: object) -> str | None:
-    order_id = _dig(raw, "order", "AmazonOrderId")
+    order_id = dig(raw, "order", "AmazonOrderId")
     return text(order_id) if isinstance(order_id, str) else None
 
 
@@ -129,15 +129,10 @@ def _unit_price(amount: Decimal, quantity: int) -> Decimal:
     return (amount / quantity).quantize(_PRICE_PLACES, rounding=ROUND_HALF_EVEN)
 
 
-def _item(item: object, index: int) -> tuple[dict, Decimal | None, str | None]:
+def _item(where: str, item: dict) -> tuple[dict, Decimal | None, str | None]:
     """One OrderItem -> (line, ItemPrice amount or None, ItemPrice currency or None)."""
-    where = f"items[{index}]"
-    if not isinstance(item, dict):
-        raise MalformedOrderError(f"{where}: expected an object, got {type(item).__name__}")
     line_id = required_text(item, "OrderItemId", f"{where}.")
-    quantity = whole_number(item.get("QuantityOrdered"), f"{where}.QuantityOrdered")
-    if quantity < 0:
-        raise MalformedOrderError(f"{where}.QuantityOrdered: {quantity} is negative")
+    count = quantity(item.get("QuantityOrdered"), f"{where}.QuantityOrdered")
     price = item.get("ItemPrice")
     if price is not None:
         price = as_dict(price, f"{where}.ItemPrice")
@@ -146,10 +141,10 @@ def _item(item: object, index: int) -> tuple[dict, Decimal | None, str | None]:
         "line_id": line_id,
         "sku": text(item.get("ASIN")),
         "seller_sku": text(item.get("SellerSKU")),
-        "quantity": quantity,
-        "unit_price": Decimal(0) if amount is None else _unit_price(amount, quantity),
+        "quantity": count,
+        "unit_price": Decimal(0) if amount is None else _unit_price(amount, count),
     }
-    return line, amount, text(_dig(price, "CurrencyCode"))
+    return line, amount, text(dig(price, "CurrencyCode"))
 
 
 def _total_and_currency(order: dict, prices: list[Decimal], currencies: list[str]) -> tuple[Decimal, str]:
@@ -159,7 +154,7 @@ def _total_and_currency(order: dict, prices: list[Decimal], currencies: list[str
     else:
         total = money(as_dict(order_total, "order.OrderTotal").get("Amount"), "order.OrderTotal.Amount")
     currency = (
-        text(_dig(order_total, "CurrencyCode"))
+        text(dig(order_total, "CurrencyCode"))
         or next(iter(currencies), None)
         or MARKETPLACE_CURRENCY.get(text(order.get("MarketplaceId")) or "")
     )
@@ -189,16 +184,11 @@ def _ship_to(order: dict) -> dict:
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     with reading_order(order_id):
-        if order_id is None:
-            found = _dig(raw, "order", "AmazonOrderId")
-            reason = "missing" if found in (None, "") else f"{found!r} is not an order id"
-            raise MalformedOrderError(f"order.AmazonOrderId: {reason}")
+        require_order_id(order_id, dig(raw, "order", "AmazonOrderId"), "order.AmazonOrderId")
         order = raw["order"]  # a dict: order_id_of found an id in it
-        channel_status = required_text(order, "OrderStatus", "order.")
-        if channel_status not in _STATUS:
-            raise MalformedOrderError(f"order.OrderStatus: unknown value {channel_status!r}")
+        channel_status = known_value(required_text(order, "OrderStatus", "order."), _STATUS, "order.OrderStatus")
         status = _STATUS[channel_status]
-        items = [_item(item, index) for index, item in enumerate(as_list(raw.get("items"), "items"))]
+        items = [_item(where, item) for where, item in each_object(raw.get("items"), "items")]
         total, currency = _total_and_currency(
             order,
             prices=[amount for _, amount, _ in items if amount is not None],

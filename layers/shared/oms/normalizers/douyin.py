@@ -28,7 +28,8 @@ Mapping decisions (facts: shared/channels/CHANNELS.md sections 4 and 9):
   promotions + postage, what the buyer paid); unit_price = `origin_amount` (the unit price; the
   line's `sum_amount` = origin_amount x item_num); quantity = `item_num`.
 - times: epoch seconds -> UTC. created_at = create_time, paid_at = pay_time (0 = not paid ->
-  None), updated_at = update_time (required: it is the version every dedup compare uses).
+  None; also None while order_status is 1 待支付, whatever pay_time says), updated_at =
+  update_time (required: it is the version every dedup compare uses).
 - ship_to: country CN (Douyin Shop ships within mainland China and has no country field);
   province / city / district = `post_addr.province / city / town .name`; address = the detail
   line (the street name is not repeated in it). Since 2021 the plain `post_receiver`,
@@ -50,13 +51,21 @@ from oms.domain.order import (
 )
 from oms.normalizers._fields import (
     as_dict,
-    as_list,
-    epoch_time,
+    epoch_seconds,
     fen,
     id_text,
+    order_id_text,
+    quantity,
     reading_order,
     text,
     whole_number,
+)
+from oms.normalizers._order_parts import (
+    ResponseShapeError,
+    each_object,
+    known_value,
+    protected_receiver,
+    require_order_id,
 )
 
 CHANNEL = "douyin"
@@ -72,6 +81,7 @@ _ORDER_STATUS = {
     4: OrderStatus.CANCELLED,
     5: OrderStatus.COMPLETED,
 }
+AWAITING_PAYMENT = "1"  # order_status 待支付, as channel_status
 _REFUND_OPEN = {1, 2}  # 待退款, 退款中
 _REFUND_DONE = 3  # 退款成功
 _REFUND_STATUSES = {0, 1, 2, 3, 4, 5}
@@ -84,7 +94,7 @@ def split_response(document: object) -> list[dict]:
     if orders is None and isinstance(data, dict) and "shop_order_list" not in data and "total" in data:
         return []  # an empty page: Douyin omits the list
     if not isinstance(orders, list):
-        raise ValueError(
+        raise ResponseShapeError(
             "a Douyin order.searchList response is {'code': 10000, 'data': {'shop_order_list': [...]}} "
             "or its 'data' object"
         )
@@ -93,25 +103,11 @@ def split_response(document: object) -> list[dict]:
 
 def order_id_of(raw: object) -> str | None:
     """`order_id` as text (a string or an exact JSON integer), else None."""
-    if not isinstance(raw, dict):
-        return None
-    value = raw.get("order_id")
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    return text(value)
-
-
-def _order_id_problem(raw: object) -> str:
-    found = raw.get("order_id") if isinstance(raw, dict) else None
-    if found in (None, ""):
-        return "order_id: missing"
-    return f"order_id: {found!r} is not an exact order id (a float loses digits of 19-digit ids)"
+    return order_id_text(raw.get("order_id")) if isinstance(raw, dict) else None
 
 
 def _status(raw: dict, refund_statuses: list[int]) -> tuple[OrderStatus, str]:
-    code = whole_number(raw.get("order_status"), "order_status")
-    if code not in _ORDER_STATUS:
-        raise MalformedOrderError(f"order_status: unknown value {code!r}")
+    code = known_value(whole_number(raw.get("order_status"), "order_status"), _ORDER_STATUS, "order_status")
     if refund_statuses and all(status == _REFUND_DONE for status in refund_statuses):
         return OrderStatus.REFUNDED, str(code)
     if any(status in _REFUND_OPEN or status == _REFUND_DONE for status in refund_statuses):
@@ -124,26 +120,19 @@ def _refund_status(line: dict, where: str) -> int:
     value = info.get("refund_status")
     if value in (None, ""):
         return 0
-    status = whole_number(value, f"{where}.after_sale_info.refund_status")
-    if status not in _REFUND_STATUSES:
-        raise MalformedOrderError(f"{where}.after_sale_info.refund_status: unknown value {status!r}")
-    return status
+    field = f"{where}.after_sale_info.refund_status"
+    return known_value(whole_number(value, field), _REFUND_STATUSES, field)
 
 
-def _line(line: object, index: int) -> tuple[dict, int]:
+def _line(where: str, line: dict) -> tuple[dict, int]:
     """One SKU sub-order -> (canonical line, its refund_status)."""
-    where = f"sku_order_list[{index}]"
-    if not isinstance(line, dict):
-        raise MalformedOrderError(f"{where}: expected an object, got {type(line).__name__}")
-    quantity = whole_number(line.get("item_num"), f"{where}.item_num")
-    if quantity < 0:
-        raise MalformedOrderError(f"{where}.item_num: {quantity} is negative")
+    count = quantity(line.get("item_num"), f"{where}.item_num")
     sku_id = line.get("sku_id")
     canonical = {
         "line_id": id_text(line.get("order_id"), f"{where}.order_id"),
         "sku": None if sku_id in (None, "", 0) else id_text(sku_id, f"{where}.sku_id"),
         "seller_sku": text(line.get("out_sku_id")) or text(line.get("code")),
-        "quantity": quantity,
+        "quantity": count,
         "unit_price": fen(line.get("origin_amount"), f"{where}.origin_amount"),
     }
     return canonical, _refund_status(line, where)
@@ -153,13 +142,17 @@ def _region(address: dict, level: str, where: str) -> str | None:
     return text(as_dict(address.get(level), f"{where}.{level}").get("name"))
 
 
+def _payment_time(channel_status: str, pay_time: str | None) -> str | None:
+    """`pay_time`, except while the order awaits payment: an unpaid order has no payment time."""
+    return None if channel_status == AWAITING_PAYMENT else pay_time
+
+
 def _ship_to(raw: dict) -> dict:
     address = as_dict(raw.get("post_addr"), "post_addr")
     ciphers = (text(raw.get("encrypt_post_receiver")), text(raw.get("encrypt_post_tel")),
                text(address.get("encrypt_detail")))
-    encrypted = any(ciphers)
-    name, phone, detail = ciphers if encrypted else (
-        text(raw.get("post_receiver")), text(raw.get("post_tel")), text(address.get("detail")))
+    (name, phone, detail), encrypted = protected_receiver(
+        ciphers, (text(raw.get("post_receiver")), text(raw.get("post_tel")), text(address.get("detail"))))
     return {
         "country": COUNTRY if address or encrypted or name else None,
         "province": _region(address, "province", "post_addr"),
@@ -177,11 +170,11 @@ def _ship_to(raw: dict) -> dict:
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     with reading_order(order_id):
-        if order_id is None:
-            raise MalformedOrderError(_order_id_problem(raw))
-        lines = [_line(line, index) for index, line in enumerate(as_list(raw.get("sku_order_list"), "sku_order_list"))]
+        found = raw.get("order_id") if isinstance(raw, dict) else None
+        require_order_id(order_id, found, "order_id", "is not an exact order id (a float loses digits of 19-digit ids)")
+        lines = [_line(where, line) for where, line in each_object(raw.get("sku_order_list"), "sku_order_list")]
         status, channel_status = _status(raw, [refund for _, refund in lines])
-        updated_at = epoch_time(raw.get("update_time"), "update_time", unit_seconds=1)
+        updated_at = epoch_seconds(raw.get("update_time"), "update_time")
         if updated_at is None:
             raise MalformedOrderError("update_time: missing")
         return build_order(
@@ -195,7 +188,7 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             total=fen(raw.get("pay_amount"), "pay_amount"),
             lines=[line for line, _ in lines],
             ship_to=_ship_to(raw),
-            created_at=epoch_time(raw.get("create_time"), "create_time", unit_seconds=1),
-            paid_at=epoch_time(raw.get("pay_time"), "pay_time", unit_seconds=1),
+            created_at=epoch_seconds(raw.get("create_time"), "create_time"),
+            paid_at=_payment_time(channel_status, epoch_seconds(raw.get("pay_time"), "pay_time")),
             updated_at=updated_at,
         )

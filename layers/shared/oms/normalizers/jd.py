@@ -40,21 +40,27 @@ from collections import Counter
 
 from oms.domain.order import (
     CanonicalOrder,
-    MalformedOrderError,
     OrderStatus,
     build_order,
 )
 from oms.normalizers._fields import (
-    CHINA_TIME,
     as_dict,
-    as_list,
+    china_time,
     id_text,
-    local_time,
     money,
+    order_id_text,
+    quantity,
     reading_order,
     required_text,
     text,
-    whole_number,
+)
+from oms.normalizers._order_parts import (
+    ResponseShapeError,
+    each_object,
+    known_value,
+    region,
+    require_object,
+    require_order_id,
 )
 
 CHANNEL = "jd"
@@ -83,12 +89,12 @@ _CIPHER = re.compile(r"[A-Za-z0-9+/=]{16,}")
 def split_response(document: object) -> list[dict]:
     """The orderInfo records of one saved jingdong.pop.order.search answer."""
     if isinstance(document, dict) and "error_response" in document:
-        raise ValueError(f"a JD error answer, not an order list: {document['error_response']!r}")
+        raise ResponseShapeError(f"a JD error answer, not an order list: {document['error_response']!r}")
     result = document.get(RESPONSE_ROOT) if isinstance(document, dict) else None
     result = result.get("searchorderinfo_result") if isinstance(result, dict) else None
     orders = result.get("orderInfoList", []) if isinstance(result, dict) else None
     if not isinstance(orders, list):
-        raise ValueError(
+        raise ResponseShapeError(
             "a JD order search answer is {'jingdong_pop_order_search_responce': "
             "{'searchorderinfo_result': {'orderInfoList': [...]}}}"
         )
@@ -97,43 +103,33 @@ def split_response(document: object) -> list[dict]:
 
 def order_id_of(raw: object) -> str | None:
     """`orderId` as text; None when absent or not an exact id (a float has lost digits)."""
-    value = raw.get("orderId") if isinstance(raw, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    return text(value)
+    return order_id_text(raw.get("orderId")) if isinstance(raw, dict) else None
 
 
-def china_time(value: object, where: str) -> str | None:
+def jd_time(value: object, where: str) -> str | None:
     """A JD GMT+8 time as UTC text; JD's "not yet" placeholder is absent."""
     if isinstance(value, str) and value.strip() in _NOT_YET:
         return None
-    return local_time(value, where, CHINA_TIME)
+    return china_time(value, where)
 
 
 def _status(raw: dict) -> tuple[OrderStatus, str]:
-    channel_status = required_text(raw, "orderState", "")
-    if channel_status not in _STATUS:
-        raise MalformedOrderError(f"orderState: unknown value {channel_status!r}")
+    channel_status = known_value(required_text(raw, "orderState", ""), _STATUS, "orderState")
     return _STATUS[channel_status], channel_status
 
 
 def _lines(raw: dict) -> list[dict]:
     seen: Counter = Counter()
     lines = []
-    for index, item in enumerate(as_list(raw.get("itemInfoList"), "itemInfoList")):
-        where = f"itemInfoList[{index}]"
-        if not isinstance(item, dict):
-            raise MalformedOrderError(f"{where}: expected an object, got {type(item).__name__}")
+    for where, item in each_object(raw.get("itemInfoList"), "itemInfoList"):
         sku = id_text(item.get("skuId"), f"{where}.skuId")
-        quantity = whole_number(item.get("itemTotal"), f"{where}.itemTotal")
-        if quantity < 0:
-            raise MalformedOrderError(f"{where}.itemTotal: {quantity} is negative")
+        count = quantity(item.get("itemTotal"), f"{where}.itemTotal")
         seen[sku] += 1
         lines.append({
             "line_id": sku if seen[sku] == 1 else f"{sku}-{seen[sku]}",
             "sku": sku,
             "seller_sku": text(item.get("outerSkuId")),
-            "quantity": quantity,
+            "quantity": count,
             "unit_price": money(item.get("jdPrice"), f"{where}.jdPrice"),
         })
     return lines
@@ -150,9 +146,7 @@ def _ship_to(raw: dict) -> dict:
     encrypted = is_ciphertext(address) or is_ciphertext(name)
     return {
         "country": "CN" if consignee else None,
-        "province": text(consignee.get("province")),
-        "city": text(consignee.get("city")),
-        "district": text(consignee.get("county")),
+        **region(consignee, "province", "city", "county"),
         "address": address,
         "postal_code": None,
         "name": name,
@@ -169,13 +163,7 @@ def _buyer(raw: dict) -> str | None:
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     with reading_order(order_id):
-        if not isinstance(raw, dict):
-            raise MalformedOrderError(f"order: expected an object, got {type(raw).__name__}")
-        if order_id is None:
-            found = raw.get("orderId")
-            raise MalformedOrderError(
-                "orderId: missing" if found in (None, "") else f"orderId: {found!r} is not an exact order id"
-            )
+        require_order_id(order_id, require_object(raw, "order").get("orderId"), "orderId", "is not an exact order id")
         status, channel_status = _status(raw)
         return build_order(
             channel=CHANNEL,
@@ -188,7 +176,7 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             total=money(raw.get("orderPayment"), "orderPayment"),
             lines=_lines(raw),
             ship_to=_ship_to(raw),
-            created_at=china_time(raw.get("orderStartTime"), "orderStartTime"),
-            paid_at=china_time(raw.get("paymentConfirmTime"), "paymentConfirmTime"),
-            updated_at=china_time(raw.get("modified"), "modified"),
+            created_at=jd_time(raw.get("orderStartTime"), "orderStartTime"),
+            paid_at=jd_time(raw.get("paymentConfirmTime"), "paymentConfirmTime"),
+            updated_at=jd_time(raw.get("modified"), "modified"),
         )

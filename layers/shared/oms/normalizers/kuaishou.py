@@ -13,7 +13,8 @@ Mapping decisions:
 - money is in fen (integer cents): total = `totalFee` / 100, unit_price = `price` / 100; CNY.
   A fen amount that is not an integer (29.9, "29.90") is malformed, never rounded.
 - times are epoch milliseconds (`createTime`, `payTime`, `updateTime`); 0 means "not yet" (no
-  payment time before payment) and becomes null.
+  payment time before payment) and becomes null; paid_at is also null while the order awaits
+  payment (status 10), whatever payTime says.
 - status (`orderBaseInfo.status`; channel_status is its raw number as text):
     10 待付款 ......................... pending_payment
     30 已付款 (awaiting shipment) ...... paid
@@ -49,12 +50,22 @@ from oms.domain.order import (
 from oms.normalizers._fields import (
     as_dict,
     as_list,
-    epoch_time,
+    dig,
+    epoch_millis,
     fen,
     id_text,
+    order_id_text,
+    quantity,
     reading_order,
     text,
     whole_number,
+)
+from oms.normalizers._order_parts import (
+    ResponseShapeError,
+    known_value,
+    protected_receiver,
+    region,
+    require_order_id,
 )
 
 CHANNEL = "kuaishou"
@@ -69,6 +80,7 @@ _STATUS = {
     70: OrderStatus.COMPLETED,
     80: OrderStatus.CANCELLED,
 }
+AWAITING_PAYMENT = "10"  # status 待付款, as channel_status
 REFUND_SUCCEEDED = 60
 REFUND_CLOSED = 70
 
@@ -80,23 +92,18 @@ def split_response(document: object) -> list[dict]:
     if orders is None and isinstance(data, dict):
         orders = []  # an empty page may leave the list out
     if not isinstance(orders, list):
-        raise ValueError("a Kuaishou file is {'result': 1, 'data': {'cursor': ..., 'orderList': [...]}}")
+        raise ResponseShapeError("a Kuaishou file is {'result': 1, 'data': {'cursor': ..., 'orderList': [...]}}")
     return orders
 
 
 def order_id_of(raw: object) -> str | None:
-    base = raw.get("orderBaseInfo") if isinstance(raw, dict) else None
-    oid = base.get("oid") if isinstance(base, dict) else None
-    if isinstance(oid, bool) or not isinstance(oid, (int, str)):
-        return None  # a float oid has lost digits: no id to key it by
-    return text(oid)
+    """`orderBaseInfo.oid` as text (a float oid has lost digits: no id to key it by), else None."""
+    return order_id_text(dig(raw, "orderBaseInfo", "oid"))
 
 
 def _status(base: dict, refunds: list, total: Decimal) -> tuple[OrderStatus, str]:
     raw_status = whole_number(base.get("status"), "orderBaseInfo.status")
-    if raw_status not in _STATUS:
-        raise MalformedOrderError(f"orderBaseInfo.status: unknown value {raw_status!r}")
-    status = _STATUS[raw_status]
+    status = _STATUS[known_value(raw_status, _STATUS, "orderBaseInfo.status")]
     refund_states = [_refund_state(refund, index, total) for index, refund in enumerate(refunds)]
     if "refunded" in refund_states:
         status = OrderStatus.REFUNDED
@@ -126,30 +133,30 @@ def _seller_sku(item: dict) -> str | None:
 
 
 def _line(item: dict, order_id: str) -> dict:
-    quantity = whole_number(item.get("num"), "orderItemInfo.num")
-    if quantity < 0:
-        raise MalformedOrderError(f"orderItemInfo.num: {quantity} is negative")
+    count = quantity(item.get("num"), "orderItemInfo.num")
     line_id = item.get("orderItemId")
     sku = item.get("skuId")
     return {
         "line_id": order_id if line_id in (None, "", 0) else id_text(line_id, "orderItemInfo.orderItemId"),
         "sku": None if sku in (None, "", 0) else id_text(sku, "orderItemInfo.skuId"),
         "seller_sku": _seller_sku(item),
-        "quantity": quantity,
+        "quantity": count,
         "unit_price": fen(item.get("price"), "orderItemInfo.price"),
     }
 
 
+def _payment_time(channel_status: str, pay_time: str | None) -> str | None:
+    """`payTime`, except while the order awaits payment: an unpaid order has no payment time."""
+    return None if channel_status == AWAITING_PAYMENT else pay_time
+
+
 def _ship_to(address: dict) -> dict:
-    ciphers = [text(address.get(key)) for key in ("encryptedConsignee", "encryptedMobile", "encryptedAddress")]
-    encrypted = any(ciphers)
-    name, phone, street = ciphers if encrypted else (
-        text(address.get("consignee")), text(address.get("mobile")), text(address.get("address")))
+    ciphers = tuple(text(address.get(key)) for key in ("encryptedConsignee", "encryptedMobile", "encryptedAddress"))
+    (name, phone, street), encrypted = protected_receiver(
+        ciphers, tuple(text(address.get(key)) for key in ("consignee", "mobile", "address")))
     return {
         "country": COUNTRY if address else None,
-        "province": text(address.get("province")),
-        "city": text(address.get("city")),
-        "district": text(address.get("district")),
+        **region(address, "province", "city", "district"),
         "address": street,
         "postal_code": None,
         "name": name,
@@ -159,21 +166,13 @@ def _ship_to(address: dict) -> dict:
     }
 
 
-def _order_id_problem(raw: object) -> str:
-    base = raw.get("orderBaseInfo") if isinstance(raw, dict) else None
-    if not isinstance(base, dict):
-        return "orderBaseInfo: missing"
-    found = base.get("oid")
-    if found in (None, ""):
-        return "orderBaseInfo.oid: missing"
-    return f"orderBaseInfo.oid: {found!r} is not an exact order id (a float loses digits)"
-
-
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     with reading_order(order_id):
-        if order_id is None:
-            raise MalformedOrderError(_order_id_problem(raw))
+        if order_id is None and not isinstance(dig(raw, "orderBaseInfo"), dict):
+            raise MalformedOrderError("orderBaseInfo: missing")
+        require_order_id(order_id, dig(raw, "orderBaseInfo", "oid"), "orderBaseInfo.oid",
+                         "is not an exact order id (a float loses digits)")
         base = raw["orderBaseInfo"]  # a dict: order_id_of found an id in it
         item = raw.get("orderItemInfo")
         if not isinstance(item, dict):
@@ -192,7 +191,7 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             total=total,
             lines=[_line(item, order_id)],
             ship_to=_ship_to(as_dict(raw.get("orderAddress"), "orderAddress")),
-            created_at=epoch_time(base.get("createTime"), "orderBaseInfo.createTime", unit_seconds=0.001),
-            paid_at=epoch_time(base.get("payTime"), "orderBaseInfo.payTime", unit_seconds=0.001),
-            updated_at=epoch_time(base.get("updateTime"), "orderBaseInfo.updateTime", unit_seconds=0.001),
+            created_at=epoch_millis(base.get("createTime"), "orderBaseInfo.createTime"),
+            paid_at=_payment_time(channel_status, epoch_millis(base.get("payTime"), "orderBaseInfo.payTime")),
+            updated_at=epoch_millis(base.get("updateTime"), "orderBaseInfo.updateTime"),
         )

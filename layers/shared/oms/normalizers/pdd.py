@@ -47,14 +47,21 @@ from oms.domain.order import (
     build_order,
 )
 from oms.normalizers._fields import (
-    CHINA_TIME,
-    as_list,
+    china_time,
     id_text,
-    local_time,
     money,
+    order_id_text,
+    quantity,
     reading_order,
     text,
     whole_number,
+)
+from oms.normalizers._order_parts import (
+    ResponseShapeError,
+    each_object,
+    region,
+    require_object,
+    require_order_id,
 )
 
 CHANNEL = "pdd"
@@ -77,18 +84,13 @@ def split_response(document: object) -> list[dict]:
     if orders is None and isinstance(body, dict):
         return []  # PDD may leave the list out when the window is empty
     if not isinstance(orders, list):
-        raise ValueError(f"a PDD increment response is {{'{RESPONSE_KEY}': {{'order_sn_list': [...]}}}}")
+        raise ResponseShapeError(f"a PDD increment response is {{'{RESPONSE_KEY}': {{'order_sn_list': [...]}}}}")
     return orders
 
 
 def order_id_of(raw: object) -> str | None:
     """`order_sn` as text, or None when absent or not an id (a float or a bool is not one)."""
-    if not isinstance(raw, dict):
-        return None
-    value = raw.get("order_sn")
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
-    return text(value)
+    return order_id_text(raw.get("order_sn")) if isinstance(raw, dict) else None
 
 
 def _enum(raw: dict, key: str, allowed: dict[int, str]) -> int:
@@ -117,21 +119,16 @@ def _status(raw: dict) -> tuple[OrderStatus, str]:
     return _BY_ORDER_STATUS[order_status], channel_status
 
 
-def _line(item: object, index: int, seen: set[str]) -> dict:
-    where = f"item_list[{index}]"
-    if not isinstance(item, dict):
-        raise MalformedOrderError(f"{where}: expected an object, got {type(item).__name__}")
+def _line(index: int, where: str, item: dict, seen: set[str]) -> dict:
     sku_id = id_text(item.get("sku_id"), f"{where}.sku_id")
     line_id = sku_id if sku_id not in seen else f"{sku_id}#{index}"
     seen.add(line_id)
-    quantity = whole_number(item.get("goods_count"), f"{where}.goods_count")
-    if quantity < 0:
-        raise MalformedOrderError(f"{where}.goods_count: {quantity} is negative")
+    count = quantity(item.get("goods_count"), f"{where}.goods_count")
     return {
         "line_id": line_id,
         "sku": sku_id,
         "seller_sku": text(item.get("outer_id")) or text(item.get("outer_goods_id")),
-        "quantity": quantity,
+        "quantity": count,
         "unit_price": money(item.get("goods_price"), f"{where}.goods_price", json_number=True),
     }
 
@@ -146,9 +143,7 @@ def _ship_to(raw: dict) -> dict:
         address = text(raw.get("receiver_address_mask")) or text(raw.get("address_mask"))
     return {
         "country": _COUNTRIES.get(text(raw.get("country")) or ""),
-        "province": text(raw.get("province")),
-        "city": text(raw.get("city")),
-        "district": text(raw.get("town")),
+        **region(raw, "province", "city", "town"),
         "address": address,
         "postal_code": None,
         "name": name,
@@ -159,25 +154,20 @@ def _ship_to(raw: dict) -> dict:
 
 
 def _time(raw: dict, key: str) -> str | None:
-    return local_time(raw.get(key), key, CHINA_TIME)
+    return china_time(raw.get(key), key)
 
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     with reading_order(order_id):
-        if not isinstance(raw, dict):
-            raise MalformedOrderError(f"order: expected an object, got {type(raw).__name__}")
-        if order_id is None:
-            found = raw.get("order_sn")
-            raise MalformedOrderError(
-                "order_sn: missing" if found in (None, "") else f"order_sn: {found!r} is not an order id"
-            )
+        require_order_id(order_id, require_object(raw, "order").get("order_sn"), "order_sn")
         status, channel_status = _status(raw)
         updated_at = _time(raw, "updated_at")
         if updated_at is None:
             raise MalformedOrderError("updated_at: missing (the version of a PDD order)")
         seen: set[str] = set()
-        lines = [_line(item, index, seen) for index, item in enumerate(as_list(raw.get("item_list"), "item_list"))]
+        lines = [_line(index, where, item, seen)
+                 for index, (where, item) in enumerate(each_object(raw.get("item_list"), "item_list"))]
         paid_at = _time(raw, "pay_time") or _time(raw, "confirm_time")
         return build_order(
             channel=CHANNEL,

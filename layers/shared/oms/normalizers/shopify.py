@@ -29,20 +29,27 @@ from __future__ import annotations
 
 from oms.domain.order import (
     CanonicalOrder,
-    MalformedOrderError,
     OrderStatus,
     build_order,
 )
 from oms.normalizers._fields import (
     as_dict,
-    as_list,
     iso_time,
     joined,
     money,
+    order_id_text,
+    quantity,
     reading_order,
     required_text,
     text,
-    whole_number,
+)
+from oms.normalizers._order_parts import (
+    ResponseShapeError,
+    each_object,
+    known_value,
+    region,
+    require_object,
+    require_order_id,
 )
 
 CHANNEL = "shopify"
@@ -62,27 +69,20 @@ def split_response(document: object) -> list[dict]:
     """The orders of one orders.json response."""
     orders = document.get("orders") if isinstance(document, dict) else None
     if not isinstance(orders, list):
-        raise ValueError("a Shopify orders.json response is an object with an `orders` list")
+        raise ResponseShapeError("a Shopify orders.json response is an object with an `orders` list")
     return orders
 
 
 def order_id_of(raw: object) -> str | None:
     """`id` as text, or None when absent or not an id (an int or a non-blank string)."""
-    if not isinstance(raw, dict):
-        return None
-    value = raw.get("id")
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        return None
-    return text(value)
+    return order_id_text(raw.get("id")) if isinstance(raw, dict) else None
 
 
 def _status(raw: dict) -> tuple[OrderStatus, str]:
     financial = required_text(raw, "financial_status", "")
     fulfillment = text(raw.get("fulfillment_status")) or "unfulfilled"
-    if financial not in _PAID_FINANCIAL | _FINANCIAL_STATUS.keys():
-        raise MalformedOrderError(f"financial_status: unknown value {financial!r}")
-    if fulfillment not in _FULFILLMENT_STATUSES:
-        raise MalformedOrderError(f"fulfillment_status: unknown value {fulfillment!r}")
+    known_value(financial, _PAID_FINANCIAL | _FINANCIAL_STATUS.keys(), "financial_status")
+    known_value(fulfillment, _FULFILLMENT_STATUSES, "fulfillment_status")
     cancelled, closed = raw.get("cancelled_at") is not None, raw.get("closed_at") is not None
     channel_status = f"{financial}/{fulfillment}" + ("/cancelled" if cancelled else "/closed" if closed else "")
     if cancelled:
@@ -96,19 +96,14 @@ def _status(raw: dict) -> tuple[OrderStatus, str]:
     return OrderStatus.PAID, channel_status
 
 
-def _line(line: object, index: int) -> dict:
-    where = f"line_items[{index}]"
-    if not isinstance(line, dict):
-        raise MalformedOrderError(f"{where}: expected an object, got {type(line).__name__}")
+def _line(where: str, line: dict) -> dict:
     line_id = required_text(line, "id", f"{where}.")
-    quantity = whole_number(line.get("quantity"), f"{where}.quantity")
-    if quantity < 0:
-        raise MalformedOrderError(f"{where}.quantity: {quantity} is negative")
+    count = quantity(line.get("quantity"), f"{where}.quantity")
     return {
         "line_id": line_id,
         "sku": text(line.get("variant_id")),
         "seller_sku": text(line.get("sku")),
-        "quantity": quantity,
+        "quantity": count,
         "unit_price": money(line.get("price"), f"{where}.price"),
     }
 
@@ -117,9 +112,7 @@ def _ship_to(raw: dict) -> dict:
     address = as_dict(raw.get("shipping_address"), "shipping_address")
     return {
         "country": text(address.get("country_code")),
-        "province": text(address.get("province")),
-        "city": text(address.get("city")),
-        "district": None,
+        **region(address, "province", "city", district=None),
         "address": joined(address.get("address1"), address.get("address2")),
         "postal_code": text(address.get("zip")),
         "name": text(address.get("name")),
@@ -131,11 +124,7 @@ def _ship_to(raw: dict) -> dict:
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     with reading_order(order_id):
-        if not isinstance(raw, dict):
-            raise MalformedOrderError(f"order: expected an object, got {type(raw).__name__}")
-        if order_id is None:
-            found = raw.get("id")
-            raise MalformedOrderError("id: missing" if found in (None, "") else f"id: {found!r} is not an order id")
+        require_order_id(order_id, require_object(raw, "order").get("id"), "id")
         status, channel_status = _status(raw)
         financial = text(raw.get("financial_status"))
         return build_order(
@@ -147,7 +136,7 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             buyer_id=text(as_dict(raw.get("customer"), "customer").get("id")),
             currency=required_text(raw, "currency", ""),
             total=money(raw.get("total_price"), "total_price"),
-            lines=[_line(line, index) for index, line in enumerate(as_list(raw.get("line_items"), "line_items"))],
+            lines=[_line(where, line) for where, line in each_object(raw.get("line_items"), "line_items")],
             ship_to=_ship_to(raw),
             created_at=iso_time(raw.get("created_at"), "created_at"),
             paid_at=iso_time(raw.get("processed_at"), "processed_at") if financial in _PAID_FINANCIAL else None,

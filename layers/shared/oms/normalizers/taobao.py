@@ -33,8 +33,10 @@ Mapping decisions (facts: shared/channels/CHANNELS.md sections 1 and 9; bububa/o
   refund_status is malformed. Unpaid and closed trades ignore refund_status.
   channel_status is the raw trade `status`.
 - buyer: `buyer_open_uid` (stable per app); `buyer_nick` is masked nowadays and is not an id.
-- times: created_at = `created`, paid_at = `pay_time` (None while payment is pending),
-  updated_at = `modified`; all GMT+8 `yyyy-MM-dd HH:mm:ss` -> UTC.
+- times: created_at = `created`, paid_at = `pay_time`, updated_at = `modified`; all GMT+8
+  `yyyy-MM-dd HH:mm:ss` -> UTC. A trade never paid has no paid_at, whatever pay_time says (TOP's
+  doc samples fill it in for any status): while payment is pending (pay_time not read) and when
+  TRADE_CLOSED_BY_TAOBAO closed it before payment.
 - ship_to: province = receiver_state, city, district, address = receiver_address as received
   (receiver_town is not part of the contract), postal_code = receiver_zip, name = receiver_name,
   phone = receiver_mobile else receiver_phone. Country: blank or absent (domestic trades) and
@@ -53,16 +55,22 @@ from oms.domain.order import (
     build_order,
 )
 from oms.normalizers._fields import (
-    CHINA_TIME,
     as_dict,
     as_list,
+    china_time,  # also read from here by the Taobao adapter: the `modified` its known-orders check compares
     id_text,
-    local_time,
     money,
+    order_id_text,
+    quantity,
     reading_order,
     required_text,
     text,
-    whole_number,
+)
+from oms.normalizers._order_parts import (
+    ResponseShapeError,
+    known_value,
+    region,
+    require_object,
 )
 
 CHANNEL = "taobao"
@@ -101,7 +109,7 @@ def _trades_of(listing: object, where: str) -> list:
         return listing
     if isinstance(listing, dict) and isinstance(listing.get("trade", []), list):
         return listing.get("trade", [])
-    raise ValueError(f"{where}: expected {{'trade': [...]}}, got {type(listing).__name__}")
+    raise ResponseShapeError(f"{where}: expected {{'trade': [...]}}, got {type(listing).__name__}")
 
 
 def split_response(document: object) -> list[dict]:
@@ -113,7 +121,7 @@ def split_response(document: object) -> list[dict]:
         detail = document.get(DETAIL_ROOT)
         if isinstance(detail, dict) and isinstance(detail.get("trade"), dict):
             return [detail["trade"]]
-    raise ValueError(
+    raise ResponseShapeError(
         "a Taobao file is {'trades_sold_increment_get_response' | 'trades_sold_get_response': "
         "{'trades': {'trade': [...]}}} or {'trade_fullinfo_get_response': {'trade': {...}}}"
     )
@@ -124,10 +132,7 @@ def order_id_of(raw: object) -> str | None:
     if not isinstance(raw, dict):
         return None
     for key in ("tid_str", "tid"):
-        value = raw.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            continue
-        found = text(value)
+        found = order_id_text(raw.get(key))
         if found and found.isdigit():
             return found
     return None
@@ -150,30 +155,20 @@ def _line_id(sub: dict, where: str) -> str:
     return id_text(sub.get("oid"), f"{where}.oid")
 
 
-def _quantity(record: dict, where: str) -> int:
-    quantity = whole_number(record.get("num"), f"{where}num")
-    if quantity < 0:
-        raise MalformedOrderError(f"{where}num: {quantity} is negative")
-    return quantity
-
-
 def _refund_status(sub: dict, where: str) -> str | None:
     refund = text(sub.get("refund_status"))
-    if refund is not None and refund not in REFUND_STATUSES:
-        raise MalformedOrderError(f"{where}.refund_status: unknown value {refund!r}")
-    return refund
+    return refund if refund is None else known_value(refund, REFUND_STATUSES, f"{where}.refund_status")
 
 
 def _line(sub: object, index: int) -> tuple[dict, str | None]:
     """One sub-order -> (line, its refund_status)."""
     where = f"orders.order[{index}]"
-    if not isinstance(sub, dict):
-        raise MalformedOrderError(f"{where}: expected an object, got {type(sub).__name__}")
+    require_object(sub, where)
     line = {
         "line_id": _line_id(sub, where),
         "sku": text(sub.get("sku_id")) or text(sub.get("num_iid")),
         "seller_sku": text(sub.get("outer_sku_id")) or text(sub.get("outer_iid")),
-        "quantity": _quantity(sub, f"{where}."),
+        "quantity": quantity(sub.get("num"), f"{where}.num"),
         "unit_price": money(sub.get("price"), f"{where}.price"),
     }
     return line, _refund_status(sub, where)
@@ -192,7 +187,7 @@ def _trade_level_line(trade: dict, order_id: str) -> dict:
         "line_id": order_id,
         "sku": text(trade.get("sku_id")) or text(trade.get("num_iid")),
         "seller_sku": text(trade.get("outer_sku_id")) or text(trade.get("outer_iid")),
-        "quantity": _quantity(trade, ""),
+        "quantity": quantity(trade.get("num"), "num"),
         "unit_price": money(trade.get("price"), "price"),
     }
 
@@ -205,8 +200,7 @@ def _lines(trade: dict, order_id: str) -> tuple[list[dict], list[str | None]]:
 
 
 def _status(channel_status: str, refunds: list[str | None]) -> OrderStatus:
-    if channel_status not in TRADE_STATUSES:
-        raise MalformedOrderError(f"status: unknown value {channel_status!r}")
+    known_value(channel_status, TRADE_STATUSES, "status")
     if channel_status in _UNPAID:
         return OrderStatus.PENDING_PAYMENT
     if channel_status == CLOSED_BEFORE_PAYMENT:
@@ -218,6 +212,14 @@ def _status(channel_status: str, refunds: list[str | None]) -> OrderStatus:
     if any(refund in _REFUND_OPEN for refund in refunds):
         return OrderStatus.REFUNDING
     return _PAID_STATUS[channel_status]
+
+
+def _payment_time(trade: dict, channel_status: str, status: OrderStatus) -> str | None:
+    """`pay_time` of a trade that was paid; None while payment is pending or once closed before payment."""
+    if status is OrderStatus.PENDING_PAYMENT:
+        return None
+    pay_time = china_time(trade.get("pay_time"), "pay_time")
+    return None if channel_status == CLOSED_BEFORE_PAYMENT else pay_time
 
 
 def _country(trade: dict) -> str | None:
@@ -241,9 +243,7 @@ def is_protected(value: object) -> bool:
 def _ship_to(trade: dict) -> dict:
     return {
         "country": _country(trade),
-        "province": text(trade.get("receiver_state")),
-        "city": text(trade.get("receiver_city")),
-        "district": text(trade.get("receiver_district")),
+        **region(trade, "receiver_state", "receiver_city", "receiver_district"),
         "address": text(trade.get("receiver_address")),
         "postal_code": text(trade.get("receiver_zip")),
         "name": text(trade.get("receiver_name")),
@@ -253,16 +253,10 @@ def _ship_to(trade: dict) -> dict:
     }
 
 
-def china_time(value: object, field: str) -> str | None:
-    """A TOP GMT+8 `yyyy-MM-dd HH:mm:ss` as ISO 8601 UTC text (also what `known` compares)."""
-    return local_time(value, field, CHINA_TIME)
-
-
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
     with reading_order(order_id):
-        if not isinstance(raw, dict):
-            raise MalformedOrderError(f"trade: expected an object, got {type(raw).__name__}")
+        require_object(raw, "trade")
         if order_id is None:
             raise MalformedOrderError(_missing_id_reason(raw))
         channel_status = required_text(raw, "status", "")
@@ -280,6 +274,6 @@ def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
             lines=lines,
             ship_to=_ship_to(raw),
             created_at=china_time(raw.get("created"), "created"),
-            paid_at=None if status is OrderStatus.PENDING_PAYMENT else china_time(raw.get("pay_time"), "pay_time"),
+            paid_at=_payment_time(raw, channel_status, status),
             updated_at=china_time(raw.get("modified"), "modified"),
         )

@@ -3,7 +3,8 @@
 - `ingest_window` reads every page of one window, normalizes each order and stores it exactly
   once; a malformed order is quarantined with its reason and the rest of the page proceeds.
 - `poll_shop` is what the scheduled poller does per shop: lease, plan the window from the cursor,
-  ingest, and move the cursor only when every page succeeded. A failed window is handed to the
+  ingest, and move the cursor only when every page succeeded; then the next window, until the
+  live edge or the invocation's deadline (a backlog of many windows drains in one invocation). A failed window is handed to the
   retry queue (only the part not handed over before) and the cursor stays where it was, so the next
   scheduled poll reads it again too. A window the invocation's deadline cuts short is no failure:
   when the client's pages come in update order, the stored prefix is kept (the cursor moves to
@@ -23,7 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
@@ -41,8 +42,11 @@ from oms.ports import (
     InvocationDeadlineError,
     OrderRepository,
     QuarantineRepository,
+    ResumablePage,
+    ResumePoint,
     RetryQueue,
     SaveResult,
+    ShopCursor,
 )
 from oms.services.messages import FailedWindowMessage, WindowFailure
 
@@ -62,6 +66,9 @@ class WindowCounts:
     # Latest updated_at (epoch ms) among the orders of pages stored in full: with pages in update
     # order, everything updated before it is stored (not reported: it is bookkeeping).
     latest_stored_ms: int | None = None
+    # The page token that lists the page being stored again (`ResumablePage`); None: from the start.
+    resume_from: str | None = None
+    resumable: bool = False  # the client pages by token: a cut window can go on where it stopped
 
     def as_dict(self) -> dict:
         return {"pages": self.pages, "fetched": self.fetched, **self.outcomes}
@@ -82,8 +89,11 @@ def ingest_window(
     counts: WindowCounts | None = None,
     on_saved: Callable[[str, str], None] | None = None,
     recent: RecentVersions | None = None,
+    start_token: str | None = None,
 ) -> WindowCounts:
     """Read and store every page; `counts` (if given) keeps what was done even when a page fails.
+
+    `start_token`: go on with a window a deadline cut, from that page (`ResumePoint`).
 
     `on_saved(order key, outcome)` hears of every order written or quarantined (reconciliation
     reports exactly what it repaired). `recent`: versions this container already knows to be
@@ -91,6 +101,9 @@ def ingest_window(
     to distrust what polling believes, does not). Exactly once rests on the conditional write.
     """
     counts = counts if counts is not None else WindowCounts()
+    # Versions the client's `known` question already looked up in this window (-1: not stored):
+    # the page that follows needs no second lookup of the same orders.
+    answered: dict[str, int] = {}
 
     def stored_versions(stamps: dict[str, int]) -> dict[str, int]:
         found = recent.versions(stamps) if recent is not None else {}
@@ -134,9 +147,13 @@ def ingest_window(
                 continue  # unreadable: let the normalizer judge (and quarantine) it
         keyed = {order_key(client.channel, shop_id, i): (i, stamp) for i, stamp in stamps.items() if i}
         stored = stored_versions({key: stamp for key, (_, stamp) in keyed.items()}) if keyed else {}
+        answered.update({key: stored.get(key, -1) for key in keyed})
         return {i for key, (i, stamp) in keyed.items() if stored.get(key, -1) >= stamp}
 
-    for page in prefetched(client.fetch_window(window, known=known)):
+    resuming = {} if start_token is None else {"start_token": start_token}
+    for page in prefetched(client.fetch_window(window, known=known, **resuming)):
+        if isinstance(page, ResumablePage):
+            counts.resumable, counts.resume_from = True, page.resume_from
         counts.pages += 1
         counts.fetched += len(page)
         skipped = [raw for raw in page if raw.get("known") is True]
@@ -144,7 +161,9 @@ def ingest_window(
         pairs = [(raw, normalize(raw)) for raw in page if raw.get("known") is not True]
         # Overlapping windows re-read stored orders: skip those already stored at this version or newer.
         readable = {o.order_key: version_stamp(o) for _, o in pairs if not isinstance(o, MalformedOrderError)}
-        stored = stored_versions(readable) if readable else {}
+        unanswered = {key: stamp for key, stamp in readable.items() if key not in answered}
+        stored = {key: answered[key] for key in readable if key in answered}
+        stored.update(stored_versions(unanswered) if unanswered else {})
         fresh = []
         for raw, order in pairs:
             known = None if isinstance(order, MalformedOrderError) else stored.get(order.order_key)
@@ -266,10 +285,11 @@ class PollPorts:
 class ShopPollOutcome:
     channel: str
     shop_id: str
-    state: str  # polled | idle | busy | partial (window too long for one invocation) | failed
-    window: PollWindow | None = None
-    counts: WindowCounts | None = None
+    state: str  # polled | idle | busy | partial (stopped by the deadline before the live edge) | failed
+    window: PollWindow | None = None  # from the first window's start to the last one's end
+    counts: WindowCounts | None = None  # summed over the windows
     reason: str | None = None
+    windows: int = 0  # windows read in full
 
     def as_dict(self) -> dict:
         return {
@@ -279,6 +299,7 @@ class ShopPollOutcome:
             "window": None
             if self.window is None
             else {"start": self.window.start.isoformat(), "end": self.window.end.isoformat()},
+            "windows": self.windows,
             "counts": None if self.counts is None else self.counts.as_dict(),
             "reason": self.reason,
         }
@@ -289,48 +310,101 @@ def _describe(error: Exception) -> str:
 
 
 def poll_shop(channel: str, shop_id: str, ports: PollPorts, settings: PollSettings) -> ShopPollOutcome:
+    """Read the shop's windows one after another, from its cursor towards the live edge.
+
+    One window is at most the platform's span: after a backlog (an outage, a new shop) one
+    invocation reads as many windows as its deadline allows, moving the cursor after each
+    (`checkpoint`, keeping the lease), and stops at the live edge, at its deadline, at the end of
+    its lease, or at a failed window (handed to the retry queue).
+    """
     owner = uuid.uuid4().hex
-    now = ports.clock.now()
-    cursor = ports.cursors.acquire_lease(channel, shop_id, owner, until=now + settings.lease)
+    started = ports.clock.now()
+    lease_until = started + settings.lease
+    cursor = ports.cursors.acquire_lease(channel, shop_id, owner, until=lease_until)
     if cursor is None:
         return ShopPollOutcome(channel, shop_id, "busy", reason="another poll holds this shop's lease")
+    poll = ShopPollOutcome(channel, shop_id, "polled", counts=WindowCounts())
     window: PollWindow | None = None
     client: ChannelClient | None = None
-    counts = WindowCounts()
+    unsaved = False  # the cursor moved past a window without a checkpoint yet
     try:
         client = ports.client_for(channel, shop_id)
-        window = plan_poll_window(
-            cursor=cursor.updated_through,
-            now=now,
-            rules=_with_span_hint(client.rules, cursor.span_hint),
-            overlap=overlap_needed(cursor.updated_through, cursor.read_at, client.rules.lag, settings.overlap),
-            initial_lookback=settings.initial_lookback,
-        )
-        if window is None:
-            ports.cursors.release_lease(channel, shop_id, owner)
-            return ShopPollOutcome(channel, shop_id, "idle")
-        ports.recent.forget_older_than(channel, shop_id, window.start)
-        ingest_window(client, shop_id, window, ports.ingest, counts, recent=ports.recent)
+        while True:
+            now = ports.clock.now()
+            resumed = cursor.resume
+            window = resumed.window if resumed is not None else plan_poll_window(
+                cursor=cursor.updated_through,
+                now=now,
+                rules=_with_span_hint(client.rules, cursor.span_hint),
+                overlap=overlap_needed(cursor.updated_through, cursor.read_at, client.rules.lag, settings.overlap),
+                initial_lookback=settings.initial_lookback,
+            )
+            if window is None:
+                break
+            poll.window = window if poll.window is None else PollWindow(poll.window.start, window.end)
+            ports.recent.forget_older_than(channel, shop_id, window.start)
+            poll.counts.latest_stored_ms = poll.counts.resume_from = None  # bookkeeping per window
+            ingest_window(client, shop_id, window, ports.ingest, poll.counts, recent=ports.recent,
+                          start_token=None if resumed is None else resumed.page_token)
+            poll.windows += 1
+            # A resumed window was planned by an earlier poll: when is not kept, so the full overlap is re-read.
+            cursor = replace(cursor, updated_through=window.end, read_at=None if resumed else now, resume=None,
+                             span_hint=_grown(cursor.span_hint, client.rules.max_span))
+            window, unsaved = None, True
+            if cursor.updated_through >= now - client.rules.lag:
+                break  # at the live edge
+            if ports.clock.now() >= lease_until:
+                poll.state, poll.reason = "partial", "the lease ended before the live edge"
+                break
+            if not ports.cursors.checkpoint(channel, shop_id, owner, updated_through=cursor.updated_through,
+                                            read_at=now, span_hint=cursor.span_hint,
+                                            clear_span_hint=cursor.span_hint is None):
+                return poll  # the lease has passed to another poll, which goes on from this cursor
+            unsaved = False
     except InvocationDeadlineError as error:
-        # Not a fault: the window is too big for one invocation (a backlog, Amazon's 0.5/s item
-        # quota). What was stored stays stored.
-        kept = _stored_prefix_end(client, window, counts, settings.overlap)
+        # Not a fault: the backlog is bigger than one invocation (Amazon's 0.5/s item quota). What
+        # was stored stays stored.
+        poll.state, poll.reason = "partial", _describe(error)
+        kept = _stored_prefix_end(client, window, poll.counts, settings.overlap)
         if kept is not None:  # the next poll starts after the stored prefix (less its overlap)
             ports.cursors.release_lease(channel, shop_id, owner, updated_through=kept, read_at=now)
-        else:  # nothing to keep: the next poll reads a window half as long
+        elif window is not None and poll.counts.resumable:  # the next poll goes on from the page in hand
+            resume = None if poll.counts.resume_from is None else ResumePoint(window, poll.counts.resume_from)
+            ports.cursors.release_lease(channel, shop_id, owner, resume=resume, **_cursor_fields(cursor, unsaved))
+        elif window is not None and poll.windows == 0:  # not one window fitted: the next one is half as long
             shorter = max((window.end - window.start) / 2, MIN_SPAN)
             ports.cursors.release_lease(channel, shop_id, owner, span_hint=shorter)
-        return ShopPollOutcome(channel, shop_id, "partial", window=window, counts=counts, reason=_describe(error))
+        else:  # the windows before it fitted; the cut one is read again from its start
+            ports.cursors.release_lease(channel, shop_id, owner, **_cursor_fields(cursor, unsaved))
+        return poll
     except Exception as error:  # noqa: BLE001 - every failure of a window is retried, then dead-lettered
-        reason = _describe(error)
-        handed_over = _hand_over_failed_window(channel, shop_id, window, cursor.retry_enqueued_through, reason, ports, settings)
-        ports.cursors.release_lease(channel, shop_id, owner, retry_enqueued_through=handed_over)
-        return ShopPollOutcome(channel, shop_id, "failed", window=window, counts=counts, reason=reason)
-    # A window that fitted lets the next one grow back (no hint = the platform's own maximum).
-    grown = None if cursor.span_hint is None else cursor.span_hint * 2
-    ports.cursors.release_lease(channel, shop_id, owner, updated_through=window.end, span_hint=grown,
-                                clear_span_hint=grown is None, read_at=now)
-    return ShopPollOutcome(channel, shop_id, "polled", window=window, counts=counts)
+        poll.state, poll.reason = "failed", _describe(error)
+        handed_over = _hand_over_failed_window(channel, shop_id, window, cursor.retry_enqueued_through,
+                                               poll.reason, ports, settings)
+        # A resumed window that fails is retried whole; its page token may be what failed.
+        ports.cursors.release_lease(channel, shop_id, owner, retry_enqueued_through=handed_over,
+                                    clear_resume=cursor.resume is not None, **_cursor_fields(cursor, unsaved))
+        return poll
+    if poll.windows == 0:
+        poll.state = "idle"
+    ports.cursors.release_lease(channel, shop_id, owner, **_cursor_fields(cursor, unsaved))
+    return poll
+
+
+def _cursor_fields(cursor: ShopCursor, unsaved: bool) -> dict:
+    """What releasing the lease must write: the cursor, if it moved since the last checkpoint."""
+    if not unsaved:
+        return {}
+    return {"updated_through": cursor.updated_through, "read_at": cursor.read_at,
+            "span_hint": cursor.span_hint, "clear_span_hint": cursor.span_hint is None}
+
+
+def _grown(hint: timedelta | None, max_span: timedelta | None) -> timedelta | None:
+    """A window that fitted lets the next one grow back; no hint = the platform's own maximum."""
+    if hint is None:
+        return None
+    grown = hint * 2
+    return None if max_span is not None and grown >= max_span else grown
 
 
 def overlap_needed(cursor: datetime | None, read_at: datetime | None, lag: timedelta, overlap: timedelta) -> timedelta:

@@ -50,3 +50,20 @@ class FailedWindowMessage(BaseModel):
                 "failures": [*self.failures, WindowFailure(at=at, reason=reason)],
             }
         )
+
+
+class ReviewMessage(BaseModel):
+    """One order the engines could not decide: body of a ReviewQueue message.
+
+    `reason` is a machine-readable code (`unmapped_sku`, `insufficient_stock`, `wms_unconfirmed`, ...),
+    `detail` says it for a person, `facts` carries what the decision saw (scores, short SKUs).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    order_key: str = Field(min_length=1)
+    source: str = Field(min_length=1)  # the engine that sent it: allocation, risk, verification, quarantine
+    reason: str = Field(min_length=1)
+    detail: str
+    at: datetime
+    facts: dict = Field(default_factory=dict)

@@ -27,7 +27,7 @@ from oms.adapters.channels import limiters
 from oms.adapters.channels.http import ChannelHttp
 from oms.domain.order import format_utc
 from oms.domain.polling import ChannelWindowRules, PollWindow
-from oms.ports import ChannelAuthError, KnownVersions
+from oms.ports import ChannelAuthError, KnownVersions, ResumablePage
 
 LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 GET_ORDERS_RATE, GET_ORDERS_BURST = 0.0167, 20
@@ -56,7 +56,8 @@ def _follow_rate(bucket):
 
 class AmazonClient:
     channel = "amazon"
-    # LastUpdatedBefore must be >= 2 min before now; 15 s more absorbs clock skew.
+    # LastUpdatedBefore must be >= 2 min before now; 15 s more absorbs clock skew. No maximum
+    # span: a window a deadline cuts goes on from its page token (`ResumablePage`).
     rules = ChannelWindowRules(lag=timedelta(minutes=2, seconds=15), max_span=None)
     pages_in_update_order = False  # getOrders documents no sort order
 
@@ -75,37 +76,43 @@ class AmazonClient:
         )
         self._token_bucket = limiters.bucket(("amazon", "lwa", self._token_url), 1.0, 10)
 
-    def fetch_window(self, window: PollWindow, known: KnownVersions | None = None) -> Iterator[list[dict]]:
+    def fetch_window(self, window: PollWindow, known: KnownVersions | None = None, *,
+                     start_token: str | None = None) -> Iterator[list[dict]]:
         """Pages of `{"order", "items"}`; orders `known` at their LastUpdateDate come without items.
 
         getOrderItems is the scarce call (0.5/s): an overlap re-read must not spend it on orders
-        already stored at this version. Those records carry `"known": True` and no items.
+        already stored at this version. Those records carry `"known": True` and no items. Each page
+        is a `ResumablePage` naming the NextToken that lists its getOrders page again, so a poll
+        its deadline cuts goes on from there (`start_token`) rather than listing the window again.
         """
-        params: dict = {
-            "MarketplaceIds": self._marketplaces,
-            "LastUpdatedAfter": format_utc(window.start),
-            "LastUpdatedBefore": format_utc(window.end),
-            "MaxResultsPerPage": PAGE_SIZE,
-        }
+        token = start_token
         while True:
+            if token is None:
+                params: dict = {
+                    "MarketplaceIds": self._marketplaces,
+                    "LastUpdatedAfter": format_utc(window.start),
+                    "LastUpdatedBefore": format_utc(window.end),
+                    "MaxResultsPerPage": PAGE_SIZE,
+                }
+            else:
+                params = {"MarketplaceIds": self._marketplaces, "NextToken": token}
             body = self._get("/orders/v0/orders", params, self._orders_bucket)
             payload = body.get("payload", {})
             orders = payload.get("Orders", [])
-            # Small pages: each is stored before the next one's items are fetched, so an invocation
-            # that reaches its deadline keeps what it paid quota for.
+            # One lookup for the page; then small chunks: each is stored before the next one's items
+            # are fetched, so an invocation that reaches its deadline keeps what it paid quota for.
+            stored = known([(o.get("AmazonOrderId"), o.get("LastUpdateDate")) for o in orders]) if known and orders else set()
             for start in range(0, len(orders), ITEMS_CHUNK):
                 chunk = orders[start : start + ITEMS_CHUNK]
-                stored = known([(o.get("AmazonOrderId"), o.get("LastUpdateDate")) for o in chunk]) if known else set()
-                yield [
+                yield ResumablePage([
                     {"order": order, "known": True}
                     if order.get("AmazonOrderId") in stored
                     else {"order": order, "items": self._order_items(order.get("AmazonOrderId"))}
                     for order in chunk
-                ]
+                ], resume_from=token)
             token = payload.get("NextToken")
             if not token:
                 return
-            params = {"MarketplaceIds": self._marketplaces, "NextToken": token}
 
     def _order_items(self, order_id: str | None) -> list[dict]:
         if not order_id:

@@ -1,0 +1,190 @@
+"""`oms bench allocate`: paid orders through the allocation function, measured on the local cloud.
+
+Setup (not measured): moto in its own process, four warehouses covering the destination with
+ample stock of every SKU (every order fits one warehouse), fresh feed snapshots, SKU mappings (a
+bundle among them), N paid orders stored in the Orders table and shaped as the stream delivers them
+(batches of 25). Measured: 8 allocators (the stream's shards x ParallelizationFactor) work through
+the batches at once, each batch one invocation of AllocationFunction in the local cloud's runtime. Reported: allocated orders/s, AWS
+calls per allocated order (every boto3 call the handler makes, by operation), and, on the same
+endpoint in the same run with as many threads, the raw rate of the same call mix (GetItem,
+BatchGetItem, a three-item and a two-item TransactWriteItems). ratio = (orders/s x calls per order)
+/ raw calls/s: how close allocation comes to the endpoint's own ceiling.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from omsdev.allocation_setup import WarehouseSetup, load_catalogue
+from omsdev.awscalls import AwsCallCounter
+from omsdev.localcloud.cloud import LocalCloud
+
+THREADS = 8
+BATCH = 25
+SKUS = ["TEA-OOLONG", "TEA-PUER", "TEA-JASMINE", "CUP-SET", "KETTLE"]
+CODES = {"OOLONG-200": [("TEA-OOLONG", 1)], "PUER-357": [("TEA-PUER", 1)], "JASMINE-100": [("TEA-JASMINE", 1)],
+         "KETTLE-1L": [("KETTLE", 1)], "GIFT-SET": [("TEA-OOLONG", 1), ("CUP-SET", 1)]}
+WAREHOUSES = ["WH-HZ", "WH-SZ", "WH-BJ", "WH-CD"]
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("allocate", help="paid orders through the allocation function")
+    parser.add_argument("--orders", type=int, default=5000)
+    parser.add_argument("--json", default=None, help="also write the report to this file")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    counter = AwsCallCounter().install()
+    cloud = LocalCloud(port=0, stack_name=f"ba{uuid.uuid4().hex[:6]}", parameter_overrides={"LogLevel": "ERROR"},
+                       start_event_sources=False, server="process")
+    cloud.start()
+    try:
+        report = _measure(cloud, counter, args.orders)
+    finally:
+        cloud.stop()
+    print(json.dumps(report, indent=2))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+    return 0 if report["allocated"] == args.orders and report["failed_records"] == 0 else 1
+
+
+def _measure(cloud: LocalCloud, counter: AwsCallCounter, count: int) -> dict:
+    load_catalogue([
+        WarehouseSetup(warehouse_id, ("CN",), {sku: 10_000_000 for sku in SKUS},
+                       transit_hours={"CN": 24.0 + 6 * index, "CN/浙江": 12.0 + 6 * index})
+        for index, warehouse_id in enumerate(WAREHOUSES)
+    ], CODES)
+    print(f"storing {count} paid orders ...", flush=True)
+    records = _stored_orders(cloud, count)
+    batches = [records[start:start + BATCH] for start in range(0, len(records), BATCH)]
+
+    def allocate_batch(batch: list[dict]) -> int:
+        # As the stream's pollers do: one invocation per batch, several at once (no reserved concurrency).
+        return len(cloud.invoke("AllocationFunction", {"Records": batch}, bypass_concurrency=True)["batchItemFailures"])
+
+    before = counter.snapshot()
+    started = time.monotonic()
+    with ThreadPoolExecutor(THREADS) as pool:
+        failed = sum(pool.map(allocate_batch, batches))
+    seconds = time.monotonic() - started
+    calls = counter.snapshot() - before
+    states = _reservation_states(cloud, [r["dynamodb"]["Keys"]["order_key"]["S"] for r in records])
+    allocated = states.get("confirmed", 0)
+    calls_per_order = sum(calls.values()) / max(allocated, 1)
+    raw_rate = _raw_call_rate(cloud, 2000)
+    orders_per_second = allocated / seconds
+    return {
+        "orders": count,
+        "allocated": allocated,
+        "reservation_states": dict(states),
+        "failed_records": failed,
+        "allocators": THREADS,
+        "seconds": round(seconds, 1),
+        "allocated_orders_per_second": round(orders_per_second, 1),
+        "aws_calls_per_allocated_order": round(calls_per_order, 3),
+        "aws_calls_by_operation": dict(calls.most_common()),
+        "raw_calls_per_second_same_mix": round(raw_rate, 1),
+        "ratio": round(orders_per_second * calls_per_order / raw_rate, 3),
+    }
+
+
+def _stored_orders(cloud: LocalCloud, count: int) -> list[dict]:
+    """Paid orders (1-3 lines, a bundle among the codes) stored, as the stream's INSERT records."""
+    from oms.adapters.orders_table import OrdersTable
+    from oms.domain.order import CanonicalOrder, OrderLine, ShipTo, order_key
+    from oms.settings import get_settings
+
+    settings = get_settings()
+    table = OrdersTable(settings.orders_table, settings.raw_payload_bucket)
+    rng = random.Random(11)
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    orders = []
+    for index in range(count):
+        order_id = f"b{index:07d}"
+        codes = rng.sample(sorted(CODES), rng.choice((1, 1, 2, 3)))
+        orders.append(CanonicalOrder(
+            order_key=order_key("taobao", "bench", order_id), channel="taobao", shop_id="bench",
+            channel_order_id=order_id, status="paid", channel_status="WAIT_SELLER_SEND_GOODS", buyer_id="b",
+            currency="CNY", total="100.00",
+            lines=[OrderLine(line_id=str(i), sku=None, seller_sku=code, quantity=rng.choice((1, 1, 2)),
+                             unit_price="50.00") for i, code in enumerate(codes)],
+            ship_to=ShipTo(country="CN", province="浙江省", city="杭州市", address="x", encrypted=False),
+            created_at=now, paid_at=now, updated_at=now,
+        ))
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(lambda order: table.save(order, {"tid": order.channel_order_id}), orders))
+    dynamodb = cloud.stack.client("dynamodb")  # the stack's own session: not counted
+    images = []
+    for order in orders:
+        images.append(dynamodb.get_item(TableName=settings.orders_table, Key={"order_key": {"S": order.order_key}})["Item"])
+    return [{
+        "eventID": uuid.uuid4().hex, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": cloud.stack.region,
+        "dynamodb": {"Keys": {"order_key": image["order_key"]}, "NewImage": image,
+                     "SequenceNumber": str(index + 1).rjust(21, "0"), "SizeBytes": 1000,
+                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/bench/stream/0",
+    } for index, image in enumerate(images)]
+
+
+def _reservation_states(cloud: LocalCloud, keys: list[str]) -> Counter:
+    from oms.settings import get_settings
+
+    dynamodb = cloud.stack.client("dynamodb")
+    table = get_settings().reservations_table
+    states = Counter()
+    for start in range(0, len(keys), 100):
+        request = {table: {"Keys": [{"order_key": {"S": key}} for key in keys[start:start + 100]],
+                           "ProjectionExpression": "#s", "ExpressionAttributeNames": {"#s": "state"}}}
+        while request:
+            response = dynamodb.batch_get_item(RequestItems=request)
+            states.update(item["state"]["S"] for item in response["Responses"][table])
+            request = response.get("UnprocessedKeys") or {}
+    return states
+
+
+def _raw_call_rate(cloud: LocalCloud, rounds: int) -> float:
+    """Calls/s the endpoint takes for allocation's call mix, without allocation's logic, same threads."""
+    from oms.settings import get_settings
+
+    settings = get_settings()
+    dynamodb = cloud.stack.client("dynamodb")
+    stock_keys = [{"stock_id": {"S": f"{w}#{sku}"}, "entry": {"S": "stock"}} for w in WAREHOUSES for sku in SKUS[:2]]
+    order_keys = [image["order_key"]["S"] for image in dynamodb.scan(TableName=settings.orders_table, Limit=50,
+                                                                        ProjectionExpression="order_key")["Items"]]
+
+    def one_round(index: int) -> None:
+        key = f"raw#{uuid.uuid4().hex}"
+        dynamodb.get_item(TableName=settings.reservations_table, Key={"order_key": {"S": key}}, ConsistentRead=True)
+        dynamodb.batch_get_item(RequestItems={settings.inventory_table: {"Keys": stock_keys, "ConsistentRead": True}})
+        stock_key = stock_keys[index % len(stock_keys)]
+        dynamodb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": settings.reservations_table, "Item": {"order_key": {"S": key}, "state": {"S": "raw"}},
+                     "ConditionExpression": "attribute_not_exists(order_key)"}},
+            {"Update": {"TableName": settings.inventory_table, "Key": stock_key,
+                        "UpdateExpression": "SET reserved = reserved + :q, available = available - :q ADD version :one",
+                        "ConditionExpression": "available >= :q",
+                        "ExpressionAttributeValues": {":q": {"N": "1"}, ":one": {"N": "1"}}}},
+            {"Put": {"TableName": settings.inventory_table,
+                     "Item": {"stock_id": stock_key["stock_id"], "entry": {"S": f"raw#{key}"}, "quantity": {"N": "1"}}}},
+        ])
+        dynamodb.transact_write_items(TransactItems=[
+            {"Update": {"TableName": settings.reservations_table, "Key": {"order_key": {"S": key}},
+                        "UpdateExpression": "SET #s = :s", "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": {":s": {"S": "raw-confirmed"}}}},
+            {"Update": {"TableName": settings.orders_table, "Key": {"order_key": {"S": order_keys[index % len(order_keys)]}},
+                        "UpdateExpression": "SET raw_touch = :t", "ExpressionAttributeValues": {":t": {"N": str(index)}}}},
+        ])
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(one_round, range(rounds)))
+    return rounds * 5 / (time.monotonic() - started)

@@ -1,0 +1,255 @@
+"""Allocation use-cases: choose the warehouse(s) for a paid order and hold its units; give them back
+when the order is cancelled, take them off the shelf when it ships.
+
+- `allocate_order`: channel SKUs -> warehouse SKUs (unmapped -> review); the pure decision
+  (`oms.domain.allocation.decide_allocation`) over fresh stock and the feeds' snapshots; all units
+  held in one transaction (pending); the warehouse's WMS asked to confirm within its timeout (5 s by
+  default) - if it does not, or rejects, the units move to the next-best plan without that warehouse
+  (one transaction again); confirmed -> the order is `allocated` with every candidate's scores.
+  Anything undecidable -> `in_review` and a ReviewQueue message with a machine-readable reason.
+- Idempotent: the order's reservation item is created once (conditional put). A redelivered record
+  finds it and only finishes what a crash left undone (a pending confirmation).
+- `release_order` / `deduct_order`: cancellation or refund / shipment of an order's held units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from oms.domain.allocation import AllocationRules, Destination, decide_allocation
+from oms.domain.inventory import UnmappedSkus, demand_for
+from oms.domain.order import OrderLine
+from oms.domain.reservation import (
+    CONFIRMED,
+    DEDUCTED,
+    PENDING,
+    REFUSED,
+    RELEASED,
+    InsufficientStockError,
+    Reservation,
+    ReservationChangedError,
+)
+from oms.observability import logger
+from oms.ports import ReviewQueue, SkuCatalog, WaitingClock, WmsConfirmations
+from oms.services.allocation_facts import AllocationFacts
+from oms.services.messages import ReviewMessage
+
+# Another order taking the same units between our read and our reservation sends us round again; so
+# does a warehouse that does not confirm. Past this many rounds the record is retried later.
+MAX_ROUNDS = 8
+CONFIRMATION_POLL_SECONDS = 0.2
+
+
+class AllocationContentionError(RuntimeError):
+    """Stock kept changing under this order: the stream retries the record."""
+
+
+@dataclass(frozen=True)
+class OrderToAllocate:
+    """What allocation needs of a stored order (from the stream's NewImage)."""
+
+    order_key: str
+    channel: str
+    lines: tuple[OrderLine, ...]
+    country: str | None
+    province: str | None
+
+
+@dataclass
+class AllocationPorts:
+    reservations: object  # oms.adapters.reservation_store.ReservationStore
+    catalog: SkuCatalog
+    facts: AllocationFacts
+    review: ReviewQueue
+    clock: WaitingClock
+    rules: callable  # () -> AllocationRules (a bad configuration falls back to the defaults, reported)
+    wms: WmsConfirmations | None = None  # None: this deployment has no WMS confirmation step
+    confirm_timeout: timedelta = timedelta(seconds=5)
+
+
+@dataclass
+class AllocationOutcome:
+    order_key: str
+    state: str  # allocated | review | already_decided | released | deducted | nothing_held
+    warehouses: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"order_key": self.order_key, "state": self.state, "warehouses": self.warehouses, "reason": self.reason}
+
+
+def allocate_order(order: OrderToAllocate, ports: AllocationPorts) -> AllocationOutcome:
+    # No look for an earlier reservation first: the reservation's (or refusal's) conditional put finds
+    # one, and then `_finish` takes over. A first delivery, the common case, saves the read.
+    ports.catalog.prefetch(order.channel, [code for line in order.lines for code in (line.seller_sku, line.sku) if code])
+    demand = demand_for(order.channel, order.lines, ports.catalog.mapping_of)
+    if isinstance(demand, UnmappedSkus):
+        detail = "no warehouse SKU is mapped for: " + ", ".join(demand.skus)
+        return _refuse(order.order_key, "unmapped_sku", detail, {"unmapped_skus": list(demand.skus)}, ports)
+    return _decide_and_hold(order, demand, None, (), ports)
+
+
+def _decide_and_hold(order: OrderToAllocate, demand, held: Reservation | None, excluded: tuple[str, ...],
+                     ports: AllocationPorts) -> AllocationOutcome:
+    destination = Destination(order.country, order.province)
+    rules: AllocationRules = ports.rules()
+    for _ in range(MAX_ROUNDS):
+        facts = ports.facts.for_order(demand, destination)
+        decision = decide_allocation(demand, destination, facts, rules, ports.clock.now(), exclude=frozenset(excluded))
+        if decision.refusal is not None:
+            return _refuse(order.order_key, decision.refusal, decision.detail, decision.as_dict(), ports, held=held)
+        try:
+            if held is None:
+                held = ports.reservations.reserve(order.order_key, decision.shipments, decision.as_dict(),
+                                                  ports.clock.now())
+                if held is None:  # another delivery of this order got there first
+                    return _finish(order, ports.reservations.get(order.order_key), ports)
+            else:
+                held = ports.reservations.move(held, decision.shipments, excluded, decision.as_dict(), ports.clock.now())
+        except InsufficientStockError:
+            continue  # someone else took those units since we read the stock: decide again
+        unconfirmed = _unconfirmed_warehouses(held, order.order_key, ports)
+        if not unconfirmed:
+            return _confirm(held, ports)
+        excluded = tuple(sorted(set(excluded) | set(unconfirmed)))
+    raise AllocationContentionError(f"{order.order_key}: no stable allocation after {MAX_ROUNDS} rounds")
+
+
+def _confirm(held: Reservation, ports: AllocationPorts) -> AllocationOutcome:
+    # What was held where; the decision behind it (every candidate's scores) is on the order already.
+    allocation = {"shipments": [{"warehouse_id": s.warehouse_id, "lines": [{"sku": sku, "units": units}
+                                                                          for sku, units in s.lines]}
+                                for s in held.shipments],
+                  "excluded": list(held.excluded), "reservation_version": held.version}
+    if not ports.reservations.confirm(held, allocation, ports.clock.now()):
+        return _finish(None, ports.reservations.get(held.order_key), ports)
+    warehouses = [shipment.warehouse_id for shipment in held.shipments]
+    ports.facts.count_allocated(warehouses)
+    return AllocationOutcome(held.order_key, "allocated", warehouses)
+
+
+def _unconfirmed_warehouses(held: Reservation, order_key: str, ports: AllocationPorts) -> list[str]:
+    """Ask each chosen warehouse's WMS to confirm; the ones that reject or stay silent past the timeout."""
+    if ports.wms is None:
+        return []
+    reservation_id = held.wms_reservation_id
+    deadline = ports.clock.now() + ports.confirm_timeout
+    waiting, failed = {}, []
+    for shipment in held.shipments:
+        lines = [{"sku": sku, "quantity": quantity} for sku, quantity in shipment.lines]
+        try:
+            status = ports.wms.request_confirmation(shipment.warehouse_id, reservation_id, order_key, lines,
+                                                    timeout_seconds=_left(deadline, ports))
+        except Exception:  # noqa: BLE001 - an unreachable WMS is a warehouse that did not confirm
+            failed.append(shipment.warehouse_id)
+            continue
+        if status.status == "rejected":
+            failed.append(shipment.warehouse_id)
+        elif status.status == "pending":
+            waiting[shipment.warehouse_id] = status
+    while waiting and ports.clock.now() < deadline:
+        ports.clock.sleep(min(CONFIRMATION_POLL_SECONDS, _left(deadline, ports)))
+        for warehouse_id in list(waiting):
+            try:
+                status = ports.wms.confirmation_status(warehouse_id, reservation_id, timeout_seconds=_left(deadline, ports))
+            except Exception:  # noqa: BLE001 - keep waiting until the deadline
+                continue
+            if status.status != "pending":
+                del waiting[warehouse_id]
+                if status.status == "rejected":
+                    failed.append(warehouse_id)
+    for warehouse_id in [*waiting, *failed]:  # tell them we went elsewhere (best effort)
+        try:
+            ports.wms.cancel(warehouse_id, reservation_id, timeout_seconds=1.0)
+        except Exception as error:  # noqa: BLE001 - the WMS drops an unconfirmed reservation by itself
+            logger.warning("could not withdraw a WMS reservation", extra={
+                "warehouse_id": warehouse_id, "reservation_id": reservation_id, "error": str(error)})
+    return sorted(set(waiting) | set(failed))
+
+
+def _left(deadline: datetime, ports: AllocationPorts) -> float:
+    return max((deadline - ports.clock.now()).total_seconds(), 0.05)
+
+
+def _refuse(order_key: str, reason: str, detail: str, facts: dict, ports: AllocationPorts, *,
+            held: Reservation | None = None) -> AllocationOutcome:
+    """To review. The message goes first: a refusal is recorded only once its message is out, so a
+    crash in between is redelivered and decided again (SQS is at-least-once anyway: review items are
+    keyed by order)."""
+    now = ports.clock.now()
+    if held is None and (earlier := ports.reservations.get(order_key)) is not None:
+        return _finish(None, earlier, ports)  # decided before: a redelivery sends nothing again
+    ports.review.send(ReviewMessage(order_key=order_key, source="allocation", reason=reason, detail=detail,
+                                    at=now, facts=facts))
+    if held is not None and held.holding:  # give back what an earlier round held
+        if not ports.reservations.close(held, REFUSED, reason, now, fulfillment_status="in_review", decision=facts):
+            raise ReservationChangedError(order_key)
+    elif not ports.reservations.refuse(order_key, reason, facts, now):
+        return _finish(None, ports.reservations.get(order_key), ports)
+    return AllocationOutcome(order_key, "review", reason=reason)
+
+
+def _finish(order: OrderToAllocate | None, held: Reservation, ports: AllocationPorts) -> AllocationOutcome:
+    """A redelivery (or a concurrent delivery) found the order's reservation: complete what is left."""
+    if held.state == PENDING and order is not None:  # a crash between holding and confirming
+        unconfirmed = _unconfirmed_warehouses(held, held.order_key, ports)
+        if not unconfirmed:
+            return _confirm(held, ports)
+        ports.catalog.prefetch(order.channel, [c for line in order.lines for c in (line.seller_sku, line.sku) if c])
+        demand = demand_for(order.channel, order.lines, ports.catalog.mapping_of)
+        excluded = tuple(sorted(set(held.excluded) | set(unconfirmed)))
+        return _decide_and_hold(order, demand, held, excluded, ports)
+    warehouses = [shipment.warehouse_id for shipment in held.shipments]
+    return AllocationOutcome(held.order_key, "already_decided", warehouses, reason=held.state)
+
+
+def release_order(order_key: str, reason: str, ports: AllocationPorts) -> AllocationOutcome:
+    """Cancellation, refund or a reviewer's rejection: every held unit goes back to available."""
+    return _close(order_key, RELEASED, reason, "released", ports)
+
+
+def deduct_order(order_key: str, ports: AllocationPorts) -> AllocationOutcome:
+    """Shipped: the held units leave the shelf (on hand and reserved both go down)."""
+    return _close(order_key, DEDUCTED, "shipped", "shipped", ports)
+
+
+def _close(order_key: str, state: str, reason: str, fulfillment_status: str, ports: AllocationPorts) -> AllocationOutcome:
+    for _ in range(MAX_ROUNDS):
+        held = ports.reservations.get(order_key)
+        if held is None:
+            # Closed before anything was held: remember it, so a stray later delivery holds nothing.
+            if ports.reservations.tombstone(order_key, state, reason, ports.clock.now()):
+                return AllocationOutcome(order_key, "nothing_held", reason=reason)
+            continue
+        if not held.holding:
+            return AllocationOutcome(order_key, "nothing_held", reason=held.state)
+        if ports.reservations.close(held, state, reason, ports.clock.now(), fulfillment_status=fulfillment_status):
+            if state == RELEASED and ports.wms is not None and held.state == CONFIRMED:
+                for shipment in held.shipments:
+                    try:
+                        ports.wms.cancel(shipment.warehouse_id, held.wms_reservation_id, timeout_seconds=2.0)
+                    except Exception:  # noqa: BLE001 - our stock is released; the WMS expires its own hold
+                        pass
+            return AllocationOutcome(order_key, "released" if state == RELEASED else "deducted",
+                                     [s.warehouse_id for s in held.shipments], reason=reason)
+    raise ReservationChangedError(order_key)
+
+
+_CLOSED = ("cancelled", "refunded")
+_SHIPPED = ("shipped", "completed")
+
+
+def stream_action(event_name: str, old_status: str | None, new_status: str | None) -> str | None:
+    """What an Orders stream change asks of allocation: allocate, release, deduct, or nothing.
+
+    The function's FilterCriteria pass only these changes; this repeats the rule so that a record
+    that slips through (a wider filter, a replayed event) still does the right thing.
+    """
+    if new_status == "paid" and (event_name == "INSERT" or old_status in (None, "pending_payment")):
+        return "allocate"
+    if new_status in _CLOSED and old_status not in _CLOSED:
+        return "release"
+    if new_status in _SHIPPED and old_status not in _SHIPPED + _CLOSED:
+        return "deduct"
+    return None

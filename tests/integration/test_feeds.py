@@ -1,0 +1,251 @@
+"""The feed function on the local cloud: the four simulated sources' answers end up in the
+AllocationFacts snapshots (and, for the WMS, in the Inventory table); the FactsTable adapter against
+the same endpoint."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from oms.adapters import aws
+from oms.adapters.facts_table import FactsTable
+from oms.adapters.inventory_table import InventoryTable
+from oms.services.feeds import PartialFeedError, SourceError, business_day
+from oms.settings import get_settings
+from omsdev.simulators import attendance, carrier, quality, wms
+from pydantic import ValidationError
+
+
+def register_warehouse(warehouse_id: str, regions: list[str], daily_capacity: int = 5000) -> None:
+    aws.client("dynamodb").put_item(TableName=get_settings().warehouses_table, Item={
+        "warehouse_id": {"S": warehouse_id}, "name": {"S": f"Warehouse {warehouse_id}"},
+        "regions": {"SS": regions}, "daily_capacity": {"N": str(daily_capacity)},
+    })
+
+
+def secret_name(source: str) -> str:
+    return f"{get_settings().secrets_prefix}/sources/{source}"
+
+
+def delete_source_secret(source: str) -> None:
+    secrets = aws.client("secretsmanager")
+    try:
+        secrets.delete_secret(SecretId=secret_name(source), ForceDeleteWithoutRecovery=True)
+    except secrets.exceptions.ResourceNotFoundException:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def no_source_secrets(cloud_factory):
+    """The secrets' names are fixed per deployment and the in-process moto keeps them across local clouds:
+    every test ends without them (removed while its local cloud still runs)."""
+    yield
+    for source in ("wms", "carrier", "attendance", "quality"):
+        delete_source_secret(source)
+
+
+def store_source_secret(source: str, credentials: dict) -> None:
+    """What an operator does once per source: `oms/sources/<source>` = {"base_url", "api_key"}."""
+    secrets = aws.client("secretsmanager")
+    try:
+        secrets.create_secret(Name=secret_name(source), SecretString=json.dumps(credentials))
+    except secrets.exceptions.ResourceExistsException:
+        secrets.put_secret_value(SecretId=secret_name(source), SecretString=json.dumps(credentials))
+
+
+@pytest.fixture
+def simulators():
+    started = []
+
+    def keep(launched):
+        started.append(launched[0])
+        return launched
+
+    yield keep
+    for simulator in started:
+        simulator.stop()
+
+
+def facts() -> FactsTable:
+    return FactsTable(get_settings().allocation_facts_table)
+
+
+def test_each_source_is_fed_into_its_snapshot_and_the_wms_stock_into_the_inventory(cloud, simulators):
+    # GIVEN two registered warehouses and the four sources' APIs, each registered by its secret
+    hz, gz = f"WH-HZ-{uuid.uuid4().hex[:4]}", f"WH-GZ-{uuid.uuid4().hex[:4]}"
+    register_warehouse(hz, ["CN/浙江", "CN/江苏"])
+    register_warehouse(gz, ["CN/广东"])
+    wms_api, wms_credentials = simulators(wms.launch([hz, gz]))
+    for index in range(3):
+        wms_api.set_stock(hz, f"STROLLER-{index}", 10 * (index + 1))
+    wms_api.set_stock(gz, "STROLLER-0", 4)
+    carrier_api, carrier_credentials = simulators(carrier.launch({hz: {"CN": 60.0, "CN/浙江": 12.0}, gz: {"CN": 48.0}}))
+    attendance_api, attendance_credentials = simulators(attendance.launch({hz: (40, 450), gz: (12, 380)}))
+    quality_api, quality_credentials = simulators(quality.launch({hz: (2000, 14), gz: (0, 0)}))
+    for source, credentials in (("wms", wms_credentials), ("carrier", carrier_credentials),
+                                ("attendance", attendance_credentials), ("quality", quality_credentials)):
+        store_source_secret(source, credentials)
+    # AND a reservation holding 3 strollers in Hangzhou, which the WMS sync must keep
+    inventory = InventoryTable(get_settings().inventory_table)
+    inventory.set_on_hand(hz, "STROLLER-0", 5)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+
+    # WHEN the scheduled feed runs once per source
+    outcomes = {source: cloud.invoke("FeedFunction", {"source": source})
+                for source in ("wms", "carrier", "attendance", "quality")}
+
+    # THEN every source refreshed
+    assert {source: outcome["state"] for source, outcome in outcomes.items()} == dict.fromkeys(outcomes, "refreshed")
+    assert outcomes["wms"]["skus_synced"] == 4 and sorted(outcomes["wms"]["warehouses"]) == sorted([hz, gz])
+    # AND the Inventory table holds the WMS's on-hand counts
+    levels = inventory.levels([(hz, f"STROLLER-{i}") for i in range(3)] + [(gz, "STROLLER-0")])
+    assert {(w, s): level.on_hand for (w, s), level in levels.items()} == {
+        (hz, "STROLLER-0"): 10, (hz, "STROLLER-1"): 20, (hz, "STROLLER-2"): 30, (gz, "STROLLER-0"): 4}
+    # AND each snapshot holds the source's values with its as_of
+    snapshot = {source: facts().read_source(source) for source in ("stock", "delivery", "labour", "error")}
+    assert {key: value for key, (value, _) in snapshot["stock"].items()} == {hz: 3, gz: 1}
+    assert {key: value for key, (value, _) in snapshot["delivery"].items()} == {
+        f"{hz}#CN": Decimal(60), f"{hz}#CN/浙江": Decimal(12), f"{gz}#CN": Decimal(48)}
+    assert {key: value for key, (value, _) in snapshot["labour"].items()} == {
+        hz: {"staff_on_shift": 40, "orders_per_staff_day": 450},
+        gz: {"staff_on_shift": 12, "orders_per_staff_day": 380}}
+    assert {key: value for key, (value, _) in snapshot["error"].items()} == {hz: Decimal("0.007"), gz: Decimal(0)}
+    for rows in snapshot.values():
+        assert all(before <= as_of <= datetime.now(UTC) for _, as_of in rows.values())
+    # AND every source was asked exactly as often as needed, with no refusals
+    assert wms_api.stats.count("ok") == 2 and carrier_api.stats.count("ok") == 2
+    assert attendance_api.stats.count("ok") == quality_api.stats.count("ok") == 1
+
+
+def test_the_wms_sync_keeps_reservations_and_zeroes_what_the_wms_no_longer_lists(cloud, simulators):
+    # GIVEN a warehouse where 3 of 10 units are held by an order, and a SKU the WMS has stopped listing
+    warehouse = f"WH-{uuid.uuid4().hex[:6]}"
+    register_warehouse(warehouse, ["CN"])
+    wms_api, credentials = simulators(wms.launch([warehouse]))
+    wms_api.set_stock(warehouse, "HELD", 8)
+    store_source_secret("wms", credentials)
+    inventory = InventoryTable(get_settings().inventory_table)
+    inventory.set_on_hand(warehouse, "HELD", 10)
+    inventory.set_on_hand(warehouse, "DELISTED", 6)
+    _hold(warehouse, "HELD", 3)
+
+    # WHEN the WMS feed runs
+    outcome = cloud.invoke("FeedFunction", {"source": "wms"})
+
+    # THEN on hand follows the WMS, the held units stay held, and the delisted SKU has none left
+    levels = inventory.levels([(warehouse, "HELD"), (warehouse, "DELISTED")])
+    assert (levels[(warehouse, "HELD")].on_hand, levels[(warehouse, "HELD")].reserved) == (8, 3)
+    assert levels[(warehouse, "HELD")].available == 5
+    assert levels[(warehouse, "DELISTED")].on_hand == 0
+    assert outcome["skus_zeroed"] == 1
+
+
+def _hold(warehouse_id: str, sku: str, units: int) -> None:
+    """Units held by an order, as a reservation leaves the stock row (reserved and available moved together)."""
+    aws.client("dynamodb").update_item(
+        TableName=get_settings().inventory_table,
+        Key={"stock_id": {"S": f"{warehouse_id}#{sku}"}, "entry": {"S": "stock"}},
+        UpdateExpression="SET reserved = :units, available = available - :units ADD version :one",
+        ExpressionAttributeValues={":units": {"N": str(units)}, ":one": {"N": "1"}},
+    )
+
+
+def test_a_warehouse_the_wms_does_not_know_fails_the_run_after_the_others_are_synced(cloud, simulators):
+    # GIVEN two registered warehouses, only one of them served by the WMS
+    known, unknown = f"WH-{uuid.uuid4().hex[:6]}", f"WH-{uuid.uuid4().hex[:6]}"
+    register_warehouse(known, ["CN"])
+    register_warehouse(unknown, ["CN"])
+    wms_api, credentials = simulators(wms.launch([known]))
+    wms_api.set_stock(known, "SKU-1", 2)
+    store_source_secret("wms", credentials)
+    # WHEN the WMS feed runs  THEN the invocation fails naming the unknown warehouse
+    with pytest.raises(PartialFeedError, match=unknown):
+        cloud.invoke("FeedFunction", {"source": "wms"})
+    # AND the known one was synced all the same
+    assert set(facts().read_source("stock")) == {known}
+    assert InventoryTable(get_settings().inventory_table).levels([(known, "SKU-1")])[(known, "SKU-1")].on_hand == 2
+
+
+def test_a_source_with_neither_a_url_nor_a_secret_is_reported_not_configured(cloud):
+    # GIVEN the template's default: no carrier API URL, and no secret
+    delete_source_secret("carrier")
+    # WHEN its feed runs  THEN it says so and writes nothing
+    outcome = cloud.invoke("FeedFunction", {"source": "carrier"})
+    assert outcome["state"] == "not_configured"
+    assert facts().read_source("delivery") == {}
+
+
+def test_the_secrets_base_url_wins_over_the_settings_url(cloud_factory, simulators):
+    # GIVEN a deployment whose settings name a quality API nobody answers at, and a secret naming the real one
+    local = cloud_factory(QualityApiUrl="http://127.0.0.1:9")
+    _, credentials = simulators(quality.launch({"WH-A": (100, 5)}))
+    store_source_secret("quality", credentials)
+    # WHEN the feed runs  THEN it reached the secret's API
+    assert local.invoke("FeedFunction", {"source": "quality"})["state"] == "refreshed"
+    assert facts().read_source("error")["WH-A"][0] == Decimal("0.05")
+
+
+def test_a_settings_url_without_a_key_in_secrets_manager_fails_clearly(cloud_factory):
+    local = cloud_factory(AttendanceApiUrl="http://127.0.0.1:9")
+    delete_source_secret("attendance")
+    with pytest.raises(SourceError, match="holds no api_key"):
+        local.invoke("FeedFunction", {"source": "attendance"})
+
+
+def test_an_unknown_source_is_refused_with_the_known_ones(cloud):
+    with pytest.raises(ValidationError, match="known sources: wms, carrier, attendance, quality"):
+        cloud.invoke("FeedFunction", {"source": "weather"})
+
+
+def test_a_failing_source_fails_the_invocation_and_leaves_the_snapshot_alone(cloud, simulators):
+    # GIVEN a labour snapshot from an earlier run, and an attendance API that now refuses our key
+    facts().put_source("labour", {"WH-A": {"staff_on_shift": 3, "orders_per_staff_day": 100}},
+                       datetime(2026, 11, 1, tzinfo=UTC))
+    _, credentials = simulators(attendance.launch({"WH-A": (30, 400)}))
+    store_source_secret("attendance", {**credentials, "api_key": "revoked"})
+    # WHEN the feed runs  THEN the invocation fails and the old snapshot is still there, as old as it was
+    with pytest.raises(SourceError, match="401"):
+        cloud.invoke("FeedFunction", {"source": "attendance"})
+    assert facts().read_source("labour")["WH-A"][1] == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+# The FactsTable adapter ------------------------------------------------------------------------------------
+
+
+def test_put_source_writes_in_batches_and_removes_the_rows_no_longer_there(cloud):
+    # GIVEN 60 rows written (three BatchWriteItem chunks)
+    table, as_of = facts(), datetime(2026, 11, 11, 2, 0, 0, 123000, tzinfo=UTC)
+    table.put_source("delivery", {f"WH-{i:02d}#CN": 24.5 + i for i in range(60)}, as_of)
+    # WHEN the next snapshot has only 10 of them, and a pruning rule that spares WH-5x
+    removed = table.put_source("delivery", {f"WH-{i:02d}#CN": Decimal(20) for i in range(10)}, as_of,
+                               prune=lambda key: not key.startswith("WH-5"))
+    # THEN 40 were removed, the 10 spared ones and the 10 written are there, with their as_of to the millisecond
+    rows = table.read_source("delivery")
+    assert removed == 40
+    assert sorted(rows) == [f"WH-{i:02d}#CN" for i in [*range(10), *range(50, 60)]]
+    assert rows["WH-00#CN"] == (Decimal(20), as_of)
+    assert rows["WH-55#CN"][0] == Decimal("79.5")
+
+
+def test_allocation_counts_add_up_per_warehouse_and_day(cloud):
+    table = facts()
+    day, next_day = date(2026, 11, 11), date(2026, 11, 12)
+    for warehouse_id, count in (("WH-A", 1), ("WH-A", 4), ("WH-B", 2)):
+        table.add_allocated(warehouse_id, day, count)
+    table.add_allocated("WH-A", next_day)
+    assert table.allocated_on(day) == {"WH-A": 5, "WH-B": 2}
+    assert table.allocated_on(next_day) == {"WH-A": 1}
+    assert table.allocated_on(date(2026, 11, 13)) == {}
+
+
+def test_business_day_used_by_the_attendance_feed_matches_the_simulators_date(cloud, simulators):
+    # GIVEN a roster for today's China business day only
+    simulator, credentials = simulators(attendance.launch())
+    simulator.set_attendance("WH-A", 9, 300, day=business_day(datetime.now(UTC)))
+    store_source_secret("attendance", credentials)
+    # WHEN the feed runs THEN that day's roster is the snapshot
+    assert cloud.invoke("FeedFunction", {"source": "attendance"})["rows_written"] == 1
+    assert facts().read_source("labour")["WH-A"][0] == {"staff_on_shift": 9, "orders_per_staff_day": 300}
