@@ -21,6 +21,7 @@ from oms.settings import get_settings
 from omsdev.simulators import attendance, carrier, quality, wms
 
 CATALOGUE = Path(__file__).parent / "demo_catalogue"
+DOMESTIC = ("taobao", "jd", "pdd", "douyin", "kuaishou")
 TRANSIT_HOURS = {  # origin -> region -> hours, the carrier's answer
     "WH-HZ": {"CN": 48.0, "CN/浙江": 12.0, "CN/上海": 12.0, "CN/江苏": 18.0},
     "WH-GZ": {"CN": 48.0, "CN/广东": 12.0, "CN/广西": 24.0, "CN/福建": 24.0, "CN/湖南": 30.0, "CN/四川": 36.0},
@@ -74,7 +75,7 @@ def summary(limit: int = 3) -> list[str]:
     """Lines for the console: reservation states, review reasons, and a few decisions with their scores."""
     settings = get_settings()
     dynamodb = aws.client("dynamodb")
-    states, reasons, decisions = Counter(), Counter(), []
+    states, reasons, confirmed = Counter(), Counter(), []
     kwargs = {"TableName": settings.reservations_table}
     while True:  # the demo's few hundred reservations: a console view, not a code path of the system
         page = dynamodb.scan(**kwargs)
@@ -82,14 +83,18 @@ def summary(limit: int = 3) -> list[str]:
             states[item["state"]["S"]] += 1
             if item["state"]["S"] == "refused":
                 reasons[item.get("reason", {}).get("S", "?")] += 1
-            elif item["state"]["S"] == "confirmed" and len(decisions) < limit:
-                decisions.append(item["order_key"]["S"])
+            elif item["state"]["S"] == "confirmed":
+                confirmed.append(item["order_key"]["S"])
         if "LastEvaluatedKey" not in page:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     lines = ["allocation: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
              + (" | review reasons: " + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) if reasons else "")]
-    for order_key in decisions:  # the decision with every candidate's scores is on the order
+    # A few decisions from different channels, domestic ones first (several warehouses compete there).
+    by_channel = {}
+    for order_key in sorted(confirmed, key=lambda key: key.split("#")[0] not in DOMESTIC):
+        by_channel.setdefault(order_key.split("#")[0], order_key)
+    for order_key in list(by_channel.values())[:limit]:  # the decision with every candidate's scores is on the order
         decision = dynamodb.get_item(TableName=settings.orders_table, Key={"order_key": {"S": order_key}},
                                      ProjectionExpression="allocation_decision")["Item"]["allocation_decision"]["M"]
         shipments = " + ".join(s["M"]["warehouse_id"]["S"] for s in decision["shipments"]["L"])
