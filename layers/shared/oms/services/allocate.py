@@ -82,12 +82,17 @@ class AllocationOutcome:
 def allocate_order(order: OrderToAllocate, ports: AllocationPorts) -> AllocationOutcome:
     # No look for an earlier reservation first: the reservation's (or refusal's) conditional put finds
     # one, and then `_finish` takes over. A first delivery, the common case, saves the read.
-    ports.catalog.prefetch(order.channel, [code for line in order.lines for code in (line.seller_sku, line.sku) if code])
-    demand = demand_for(order.channel, order.lines, ports.catalog.mapping_of)
+    demand = _demand_of(order, ports)
     if isinstance(demand, UnmappedSkus):
         detail = "no warehouse SKU is mapped for: " + ", ".join(demand.skus)
         return _refuse(order.order_key, "unmapped_sku", detail, {"unmapped_skus": list(demand.skus)}, ports)
     return _decide_and_hold(order, demand, None, (), ports)
+
+
+def _demand_of(order: OrderToAllocate, ports: AllocationPorts):
+    """Warehouse SKUs and units for the order's lines (one catalogue lookup for all of them), or UnmappedSkus."""
+    ports.catalog.prefetch(order.channel, [code for line in order.lines for code in (line.seller_sku, line.sku) if code])
+    return demand_for(order.channel, order.lines, ports.catalog.mapping_of)
 
 
 def _decide_and_hold(order: OrderToAllocate, demand, held: Reservation | None, excluded: tuple[str, ...],
@@ -109,7 +114,7 @@ def _decide_and_hold(order: OrderToAllocate, demand, held: Reservation | None, e
                 held = ports.reservations.move(held, decision.shipments, excluded, decision.as_dict(), ports.clock.now())
         except InsufficientStockError:
             continue  # someone else took those units since we read the stock: decide again
-        unconfirmed = _unconfirmed_warehouses(held, order.order_key, ports)
+        unconfirmed = _unconfirmed_warehouses(held, ports)
         if not unconfirmed:
             return _confirm(held, ports)
         excluded = tuple(sorted(set(excluded) | set(unconfirmed)))
@@ -129,7 +134,7 @@ def _confirm(held: Reservation, ports: AllocationPorts) -> AllocationOutcome:
     return AllocationOutcome(held.order_key, "allocated", warehouses)
 
 
-def _unconfirmed_warehouses(held: Reservation, order_key: str, ports: AllocationPorts) -> list[str]:
+def _unconfirmed_warehouses(held: Reservation, ports: AllocationPorts) -> list[str]:
     """Ask each chosen warehouse's WMS to confirm; the ones that reject or stay silent past the timeout."""
     if ports.wms is None:
         return []
@@ -139,7 +144,7 @@ def _unconfirmed_warehouses(held: Reservation, order_key: str, ports: Allocation
     for shipment in held.shipments:
         lines = [{"sku": sku, "quantity": quantity} for sku, quantity in shipment.lines]
         try:
-            status = ports.wms.request_confirmation(shipment.warehouse_id, reservation_id, order_key, lines,
+            status = ports.wms.request_confirmation(shipment.warehouse_id, reservation_id, held.order_key, lines,
                                                     timeout_seconds=_left(deadline, ports))
         except Exception:  # noqa: BLE001 - an unreachable WMS is a warehouse that did not confirm
             failed.append(shipment.warehouse_id)
@@ -193,11 +198,10 @@ def _refuse(order_key: str, reason: str, detail: str, facts: dict, ports: Alloca
 def _finish(order: OrderToAllocate | None, held: Reservation, ports: AllocationPorts) -> AllocationOutcome:
     """A redelivery (or a concurrent delivery) found the order's reservation: complete what is left."""
     if held.state == PENDING and order is not None:  # a crash between holding and confirming
-        unconfirmed = _unconfirmed_warehouses(held, held.order_key, ports)
+        unconfirmed = _unconfirmed_warehouses(held, ports)
         if not unconfirmed:
             return _confirm(held, ports)
-        ports.catalog.prefetch(order.channel, [c for line in order.lines for c in (line.seller_sku, line.sku) if c])
-        demand = demand_for(order.channel, order.lines, ports.catalog.mapping_of)
+        demand = _demand_of(order, ports)
         excluded = tuple(sorted(set(held.excluded) | set(unconfirmed)))
         return _decide_and_hold(order, demand, held, excluded, ports)
     warehouses = [shipment.warehouse_id for shipment in held.shipments]
