@@ -88,5 +88,5 @@ def _publish(states: Counter) -> None:
     for state, count in states.items():
         if count:
             invocation.add_metric(name=f"Allocation_{state}", unit=MetricUnit.Count, value=count)
-    if states:
+    if any(states.values()):
         invocation.flush_metrics()

@@ -127,3 +127,48 @@ def test_the_allocation_filter_passes_only_changes_that_need_an_allocation_step(
     record = {"eventName": "MODIFY", "dynamodb": {"NewImage": {"status": {"S": new_status}},
                                                   "OldImage": {"status": {"S": old_status}}}}
     assert matches_any(filters, record) is delivered
+
+
+@pytest.mark.parametrize("path", _events("risk"), ids=lambda p: p.name)
+def test_risk_events_pass_the_function_filter_and_ask_for_the_step_their_name_says(path):
+    from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
+    from omsdev.localcloud.filters import compile_filters, matches_any
+
+    from oms.services.assess_risk import stream_actions
+
+    filters = compile_filters(FUNCTIONS["RiskFunction"]["Events"]["OrdersStream"]["Properties"]["FilterCriteria"])
+    raw = json.loads(path.read_text())
+    for raw_record, record in zip(raw["Records"], DynamoDBStreamEvent(raw).records, strict=True):
+        assert matches_any(filters, raw_record)
+        actions = stream_actions(record.event_name.name, record.dynamodb.old_image or {}, record.dynamodb.new_image)
+        expected = {"order_paid.json": ["assess"], "order_refunded.json": ["count_return"],
+                    "order_allocated_and_cleared.json": ["promote"]}
+        assert actions == expected[path.name]
+
+
+@pytest.mark.parametrize("old, new, delivered", [
+    ({"status": "paid"}, {"status": "paid", "risk_status": "verifying"}, False),  # risk's own decision write
+    ({"status": "paid"}, {"status": "paid", "fulfillment_status": "allocated"}, False),  # allocated, not cleared
+    ({"status": "paid", "fulfillment_status": "allocated", "risk_status": "verifying"},
+     {"status": "paid", "fulfillment_status": "allocated", "risk_status": "in_review"}, False),  # failed code
+    ({"status": "paid", "fulfillment_status": "ready_to_ship", "risk_status": "cleared"},
+     {"status": "cancelled", "fulfillment_status": "released", "risk_status": "cleared"}, False),
+    ({"status": "shipped"}, {"status": "refunding"}, True),  # a return starts: counted
+    ({"status": "refunding"}, {"status": "refunded"}, False),  # the same return completing: counted already
+])
+def test_the_risk_filter_passes_only_changes_that_need_a_risk_step(old, new, delivered):
+    from omsdev.localcloud.filters import compile_filters, matches_any
+
+    filters = compile_filters(FUNCTIONS["RiskFunction"]["Events"]["OrdersStream"]["Properties"]["FilterCriteria"])
+    image = lambda values: {name: {"S": value} for name, value in values.items()}  # noqa: E731
+    record = {"eventName": "MODIFY", "dynamodb": {"NewImage": image(new), "OldImage": image(old)}}
+    assert matches_any(filters, record) is delivered
+
+
+def test_the_verify_sample_event_reaches_the_confirm_route():
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+    event = APIGatewayProxyEvent(json.loads((ROOT / "events" / "verify" / "confirm_code.json").read_text()))
+    route = FUNCTIONS["VerifyFunction"]["Events"]["Confirm"]["Properties"]
+    assert (event.http_method, event.resource) == (route["Method"], route["Path"])
+    assert json.loads(event.body)["code"].isdigit()

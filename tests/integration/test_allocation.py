@@ -172,25 +172,27 @@ def test_a_redelivered_and_a_bisected_batch_change_no_reservation_and_cancellati
 
 
 def test_a_crash_in_the_middle_of_a_batch_leaves_no_half_reservation_and_the_retry_finishes_it(cloud):
-    # GIVEN 20 orders and an allocator whose sixth order crashes after the reservation item was read
+    # GIVEN 20 orders and an allocator whose container dies on the sixth order right after its units
+    # were held and confirmed (the write committed, the batch response never sent)
     set_up_catalog(cloud)
     orders = [paid_order("pdd", [("D-CODE", 2)], order_id=f"x{i:03d}") for i in range(20)]
     store(orders)
     records = [stream_record(stored_image(cloud, order.order_key), sequence=i) for i, order in enumerate(orders)]
     ports = allocate.handler._ports()
-    original_confirm = ports.reservations.confirm
+    original_reserve = ports.reservations.reserve
     calls = {"n": 0}
     lock = threading.Lock()
 
-    def confirm_then_crash_once(held, allocation, now):
+    def reserve_then_crash_once(*args, **kwargs):
+        held = original_reserve(*args, **kwargs)
         with lock:
             calls["n"] += 1
             crash = calls["n"] == 6
         if crash:
-            raise ConnectionError("the container died between holding and confirming")
-        return original_confirm(held, allocation, now)
+            raise ConnectionError("the container died after the reservation committed")
+        return held
 
-    ports.reservations.confirm = confirm_then_crash_once
+    ports.reservations.reserve = reserve_then_crash_once
     try:
         # WHEN the batch runs: the crashed record is reported failed
         failed = invoke(records)["batchItemFailures"]
@@ -199,10 +201,11 @@ def test_a_crash_in_the_middle_of_a_batch_leaves_no_half_reservation_and_the_ret
         first_failed = int(failed[0]["itemIdentifier"])
         assert invoke(records[first_failed:])["batchItemFailures"] == []
     finally:
-        ports.reservations.confirm = original_confirm
-    # THEN every order holds exactly its two units once, confirmed
+        ports.reservations.reserve = original_reserve
+    # THEN every order holds exactly its two units once, confirmed, and is allocated
     for order in orders:
         assert reservation(cloud, order.order_key)["state"]["S"] == "confirmed"
+        assert stored_image(cloud, order.order_key)["fulfillment_status"]["S"] == "allocated"
     rows = stock_rows(cloud)
     assert sum(row["reserved"] for row in rows.values()) == 40
     assert all(row["reserved"] == row["lines"] for row in rows.values())

@@ -6,6 +6,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from oms.adapters import aws
 from oms.services.allocate import allocate_order
 from oms.services.dependencies import allocation_ports, order_to_allocate
@@ -102,6 +103,40 @@ def test_when_no_warehouse_confirms_the_units_go_back_and_the_order_goes_to_revi
         assert [(m["order_key"], m["reason"]) for m in reviews] == [(order.order_key, "all_warehouses_excluded")]
         # AND two warehouses were waited on for 5 s each (the rejection needed no wait)
         assert 9.99 <= clock.slept < 11.5
+    finally:
+        simulator.stop()
+        remove_secret(secret)
+
+
+def test_a_crash_between_holding_and_the_wms_confirmation_is_finished_by_the_redelivery(cloud):
+    # GIVEN every WMS confirms at once, but the allocator dies after holding, before recording the confirmation
+    set_up(cloud)
+    clock = SteppingClock(datetime.now(UTC))
+    simulator, secret = wms_with_credentials(clock)
+    try:
+        order = paid_order("kuaishou", [("KETTLE-1L", 3)])
+        store([order])
+        ports = allocation_ports(get_settings(), clock=clock)
+        original_confirm = ports.reservations.confirm
+
+        def crash(held, allocation, now):
+            raise ConnectionError("the container died between holding and confirming")
+
+        ports.reservations.confirm = crash
+        image = order_to_allocate(_image(cloud, order.order_key))
+        with pytest.raises(ConnectionError):
+            allocate_order(image, ports)
+        assert reservation(cloud, order.order_key)["state"]["S"] == "pending"
+        assert stored_image(cloud, order.order_key)["fulfillment_status"]["S"] == "reserving"
+        # WHEN the record is delivered again
+        ports.reservations.confirm = original_confirm
+        outcome = allocate_order(image, ports)
+        # THEN the pending hold is confirmed where it is, not held a second time
+        assert outcome.state == "allocated" and outcome.warehouses == ["WH-FAST"]
+        assert reservation(cloud, order.order_key)["state"]["S"] == "confirmed"
+        assert stored_image(cloud, order.order_key)["fulfillment_status"]["S"] == "allocated"
+        assert {wh: row["reserved"] for wh, row in stock_rows(cloud).items() if row["reserved"]} == {"WH-FAST#KETTLE": 3}
+        assert [r.cancelled for r in simulator.reservations("WH-FAST")] == [False]
     finally:
         simulator.stop()
         remove_secret(secret)

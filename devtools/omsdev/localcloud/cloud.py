@@ -6,7 +6,8 @@ a time (moto checks a write's condition and writes without a lock; DynamoDB is a
 `server="process"` a child process (`omsdev.localcloud.moto_endpoint`, its own interpreter and core,
 every request one at a time). It then provisions
 the template, merges the functions' environments into this process (plus `OMS_AWS_ENDPOINT_URL`)
-and starts the emulated event sources. `stop()` undoes all of it: threads joined, server stopped,
+and starts the emulated event sources; with `api_port` it also serves the template's API routes
+(`api_gateway`, at `api_url`). `stop()` undoes all of it: threads joined, server stopped,
 environment restored.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from omsdev.localcloud.api_gateway import ApiGateway
 from omsdev.localcloud.event_sources import (
     ApiRoute,
     EventSource,
@@ -196,6 +198,7 @@ class LocalCloud:
         extra_environment: dict | None = None,
         start_event_sources: bool = True,
         server: str = "thread",
+        api_port: int | None = None,
     ):
         if server not in ("thread", "process"):
             raise ValueError("server must be 'thread' or 'process'")
@@ -206,6 +209,8 @@ class LocalCloud:
         self.extra_environment = dict(extra_environment or {})
         self.start_event_sources = start_event_sources
         self.server_kind = server
+        self.api_port = api_port  # None: the API routes are not served; 0: on a free port
+        self.api_gateway: ApiGateway | None = None
         self.server: MotoThread | MotoProcess | None = None
         self.stack: Stack | None = None
         self.runtime: LambdaRuntime | None = None
@@ -236,6 +241,9 @@ class LocalCloud:
             )
             self.routes = api_routes(functions, self.stack.resolver)
             build_sources(self.runtime, self.stack, self.speed)  # refuse unsupported wiring now, not later
+            if self.api_port is not None:
+                self.api_gateway = ApiGateway(self.routes, self.runtime, self.stack, host=self.host,
+                                              port=self.api_port).start()
             if self.start_event_sources:
                 self.start_wiring()
         except BaseException:
@@ -260,6 +268,9 @@ class LocalCloud:
         self.sources = []
 
     def stop(self) -> None:
+        if self.api_gateway is not None:
+            self.api_gateway.stop()
+            self.api_gateway = None
         self.stop_wiring()
         if self.server is not None:
             self.server.stop()
@@ -273,6 +284,11 @@ class LocalCloud:
         self.stop()
 
     # -- use -----------------------------------------------------------------------------------
+    @property
+    def api_url(self) -> str | None:
+        """Where the template's API routes are served (`api_port`), None when they are not."""
+        return self.api_gateway.url if self.api_gateway else None
+
     def invoke(self, function_logical_id: str, event: Any, *, bypass_concurrency: bool = False) -> Any:
         """A RequestResponse invocation; beyond the function's reserved concurrency it is throttled."""
         return self.runtime.invoke(function_logical_id, event, bypass_concurrency=bypass_concurrency)

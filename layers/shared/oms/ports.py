@@ -199,3 +199,41 @@ class StockCounts(Protocol):
 
 class SkuMappings(Protocol):
     def put(self, mapping: SkuMapping) -> None: ...
+
+
+class SmsDeliveryError(RuntimeError):
+    """The SMS provider did not take the message. `retryable` says whether the same send can succeed later."""
+
+    retryable = False
+
+    def __init__(self, provider: str, code: str, message: str, *, phone: str | None = None,
+                 request_id: str | None = None):
+        from oms.observability import mask_phone
+
+        super().__init__(f"{provider} SMS to {mask_phone(phone)}: {code}: {message}"
+                         + (f" (request id {request_id})" if request_id else ""))
+        self.provider, self.code, self.message, self.request_id = provider, code, message, request_id
+
+
+class SmsTransientError(SmsDeliveryError):
+    """Throttling, 5xx, timeouts, dropped connections: retry later. After a timeout the message may have
+    gone out all the same (SendSms is not idempotent), so a retry can mean a second SMS."""
+
+    retryable = True
+
+
+class SmsRejectedError(SmsDeliveryError):
+    """Refused for good: illegal number, unknown sign name or template, refused credentials, or the phone's
+    own flow control (Aliyun isv.BUSINESS_LIMIT_CONTROL: retrying only burns the day's quota). Escalate."""
+
+
+class SmsSender(Protocol):
+    """Sends a one-time code by SMS (Aliyun SMS or Amazon SNS, see `oms.adapters.sms`).
+
+    Returns the provider's receipt (`.provider`, `.message_id`, `.request_id`). Raises SmsTransientError
+    for throttling, 5xx and timeouts (retry later), SmsRejectedError for refusals that a retry cannot
+    fix (illegal number, the phone's flow control, bad configuration: escalate to review). `link`, when
+    given, is where the buyer types the code (SNS puts it in the text; an Aliyun template has a fixed text).
+    """
+
+    def send_code(self, phone: str, code: str, *, link: str | None = None): ...  # -> SmsSent

@@ -42,6 +42,14 @@ class Settings(BaseModel):
     review_queue_url: str = Field(alias="REVIEW_QUEUE_URL", min_length=1)
     wms_confirm_timeout_seconds: float = Field(alias="WMS_CONFIRM_TIMEOUT_SECONDS", gt=0)
     source_max_age_seconds: int = Field(alias="SOURCE_MAX_AGE_SECONDS", ge=60)
+    risk_aggregates_table: str = Field(alias="RISK_AGGREGATES_TABLE", min_length=1)
+    risk_rules_parameter: str = Field(alias="RISK_RULES_PARAMETER", min_length=1)
+    verifications_table: str = Field(alias="VERIFICATIONS_TABLE", min_length=1)
+    verification_key_secret: str = Field(alias="VERIFICATION_KEY_SECRET", min_length=1)
+    verification_code_minutes: int = Field(alias="VERIFICATION_CODE_MINUTES", ge=1, le=1440)
+    verification_max_attempts: int = Field(alias="VERIFICATION_MAX_ATTEMPTS", ge=1, le=10)
+    # Where buyers type their code (the link in the SMS); empty: the SMS carries the code only.
+    verification_confirm_url: str = Field(default="", alias="VERIFICATION_CONFIRM_URL")
     # The allocation data sources' APIs; empty where a deployment has none (that source then stays stale).
     wms_api_url: str = Field(default="", alias="WMS_API_URL")
     carrier_api_url: str = Field(default="", alias="CARRIER_API_URL")

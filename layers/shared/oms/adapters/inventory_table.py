@@ -92,7 +92,11 @@ class InventoryTable:
         keys = [{"stock_id": {"S": stock_id(w, s)}, "entry": {"S": STOCK_ENTRY}} for w, s in dict.fromkeys(pairs)]
         found: dict[tuple[str, str], StockLevel] = {}
         for start in range(0, len(keys), _BATCH_GET_LIMIT):
-            request = {self.name: {"Keys": keys[start:start + _BATCH_GET_LIMIT], "ConsistentRead": True}}
+            # Only what a StockLevel holds: the response (and its parsing) is half the size.
+            request = {self.name: {"Keys": keys[start:start + _BATCH_GET_LIMIT], "ConsistentRead": True,
+                                   "ProjectionExpression": "#w, #s, #h, #r",
+                                   "ExpressionAttributeNames": {"#w": "warehouse_id", "#s": "sku", "#h": "on_hand",
+                                                                "#r": "reserved"}}}
             while request:
                 response = self._dynamodb.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self.name, []):

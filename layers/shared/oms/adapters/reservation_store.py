@@ -53,19 +53,23 @@ class ReservationStore:
 
     # Holding units --------------------------------------------------------------------------
 
-    def reserve(self, order_key: str, shipments: tuple[Shipment, ...], decision: dict,
-                now: datetime) -> Reservation | None:
-        """Hold every unit of the plan (state pending), and put the decision on the order (`reserving`);
-        None when the order already has a reservation."""
-        record = {"order_key": order_key, "state": PENDING, "version": 1, "shipments": _shipments_value(shipments),
+    def reserve(self, order_key: str, shipments: tuple[Shipment, ...], decision: dict, now: datetime, *,
+                confirmed_allocation: dict | None = None) -> Reservation | None:
+        """Hold every unit of the plan and put the decision on the order; None when the order already
+        has a reservation. State pending (the order `reserving`) until the WMS confirms - or, where
+        nothing needs confirming, `confirmed_allocation` given: confirmed and the order `allocated`
+        in this same transaction (one write of the order instead of two)."""
+        state = PENDING if confirmed_allocation is None else CONFIRMED
+        record = {"order_key": order_key, "state": state, "version": 1, "shipments": _shipments_value(shipments),
                   "created_at": format_utc(now), "updated_at": format_utc(now), "excluded": []}
         items = [{"Put": {"TableName": self._reservations, "Item": to_item(record),
                           "ConditionExpression": "attribute_not_exists(order_key)"}}]
         items += self._stock_changes(order_key, {}, units_of(shipments))
-        items.append(self._order_update(order_key, "reserving", now, decision=decision))
+        items.append(self._order_update(order_key, "reserving" if confirmed_allocation is None else "allocated", now,
+                                        decision=decision, allocation=confirmed_allocation))
         reasons = self._transact(items)
         if reasons is None:
-            return Reservation(order_key, PENDING, 1, shipments)
+            return Reservation(order_key, state, 1, shipments)
         if reasons[0] == "ConditionalCheckFailed":
             return None
         raise InsufficientStockError(self._short(items, reasons))

@@ -42,3 +42,11 @@ def merge_into_shop_secret(prefix: str, channel: str, shop_id: str, fields: dict
         current = json.loads(client.get_secret_value(SecretId=name)["SecretString"])
         client.put_secret_value(SecretId=name, SecretString=json.dumps({**current, **fields}))
         _provider().clear_cache()
+
+
+def secret_text(name: str) -> str:
+    """A plain secret's value (cached like the shops' credentials)."""
+    value = _provider().get(name, max_age=CACHE_SECONDS)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"secret {name} is empty")
+    return value

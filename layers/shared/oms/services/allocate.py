@@ -3,7 +3,8 @@ when the order is cancelled, take them off the shelf when it ships.
 
 - `allocate_order`: channel SKUs -> warehouse SKUs (unmapped -> review); the pure decision
   (`oms.domain.allocation.decide_allocation`) over fresh stock and the feeds' snapshots; all units
-  held in one transaction (pending); the warehouse's WMS asked to confirm within its timeout (5 s by
+  held in one transaction - confirmed at once where no WMS confirms holds, else pending while the
+  warehouse's WMS is asked to confirm within its timeout (5 s by
   default) - if it does not, or rejects, the units move to the next-best plan without that warehouse
   (one transaction again); confirmed -> the order is `allocated` with every candidate's scores.
   Anything undecidable -> `in_review` and a ReviewQueue message with a machine-readable reason.
@@ -106,10 +107,14 @@ def _decide_and_hold(order: OrderToAllocate, demand, held: Reservation | None, e
             return _refuse(order.order_key, decision.refusal, decision.detail, decision.as_dict(), ports, held=held)
         try:
             if held is None:
+                # Without a WMS step there is nothing to wait for: held and confirmed in one write.
+                confirmed = None if ports.wms is not None else _allocation_record(decision.shipments, (), 1)
                 held = ports.reservations.reserve(order.order_key, decision.shipments, decision.as_dict(),
-                                                  ports.clock.now())
+                                                  ports.clock.now(), confirmed_allocation=confirmed)
                 if held is None:  # another delivery of this order got there first
                     return _finish(order, ports.reservations.get(order.order_key), ports)
+                if held.state == CONFIRMED:
+                    return _allocated(held, ports)
             else:
                 held = ports.reservations.move(held, decision.shipments, excluded, decision.as_dict(), ports.clock.now())
         except InsufficientStockError:
@@ -122,13 +127,22 @@ def _decide_and_hold(order: OrderToAllocate, demand, held: Reservation | None, e
 
 
 def _confirm(held: Reservation, ports: AllocationPorts) -> AllocationOutcome:
-    # What was held where; the decision behind it (every candidate's scores) is on the order already.
-    allocation = {"shipments": [{"warehouse_id": s.warehouse_id, "lines": [{"sku": sku, "units": units}
-                                                                          for sku, units in s.lines]}
-                                for s in held.shipments],
-                  "excluded": list(held.excluded), "reservation_version": held.version}
+    # The decision behind it (every candidate's scores) is on the order since the units were held.
+    allocation = _allocation_record(held.shipments, held.excluded, held.version)
     if not ports.reservations.confirm(held, allocation, ports.clock.now()):
         return _finish(None, ports.reservations.get(held.order_key), ports)
+    return _allocated(held, ports)
+
+
+def _allocation_record(shipments, excluded: tuple[str, ...], version: int) -> dict:
+    """What the order keeps of its confirmed allocation: what is held where."""
+    return {"shipments": [{"warehouse_id": s.warehouse_id, "lines": [{"sku": sku, "units": units}
+                                                                     for sku, units in s.lines]}
+                          for s in shipments],
+            "excluded": list(excluded), "reservation_version": version}
+
+
+def _allocated(held: Reservation, ports: AllocationPorts) -> AllocationOutcome:
     warehouses = [shipment.warehouse_id for shipment in held.shipments]
     ports.facts.count_allocated(warehouses)
     return AllocationOutcome(held.order_key, "allocated", warehouses)

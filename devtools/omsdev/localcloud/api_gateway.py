@@ -1,0 +1,650 @@
+"""API Gateway in front of the local cloud's functions: the template's Api / HttpApi routes on a loopback port.
+
+What `sam local start-api` does, without Docker. `ApiGateway(routes, runtime, stack, port=0).start()`
+serves every `ApiRoute` of the template (`event_sources.api_routes`) at `url`, without a stage prefix
+in the URL (as `sam local start-api`); the events carry the stage where API Gateway puts it.
+
+- Routing: the request's method (or an ANY route) and path against the path templates, `{name}`
+  one segment, `{name+}` one or more; the most specific route wins (literal segment over `{name}`
+  over `{name+}`, then a named method over ANY); an HttpApi `$default` route catches the rest.
+- Events: REST (`Type: Api`) gets the Lambda proxy payload 1.0, HttpApi the payload 2.0 (or 1.0 when
+  the event says `PayloadFormatVersion: "1.0"`). A REST body is base64-encoded only when its
+  Content-Type matches the API's `BinaryMediaTypes` (else passed as UTF-8 text, as API Gateway does);
+  an HTTP API body is base64-encoded unless its Content-Type is a text type.
+- Responses: the function's result maps back as API Gateway maps it; an HTTP API 2.0 result without
+  `statusCode` becomes a 200 with the result as its JSON body. A REST result's `isBase64Encoded` body
+  is decoded when the request's Accept or the response's Content-Type is one of the API's
+  `BinaryMediaTypes` (else the base64 text is returned, as API Gateway does).
+- API Gateway's own answers: no route: REST 403 `Missing Authentication Token`, HTTP API 404
+  `Not Found`; a function that raises, times out or answers malformed: 502 `Internal server error`;
+  Lambda refusing the invocation (over ReservedConcurrentExecutions): 500 `Internal server error`
+  (API Gateway does not pass Lambda's 429 on); over the integration timeout (REST 29 s: 504, HTTP API
+  30 s: 503); over a stage's throttle: 429 `Too Many Requests`.
+- Throttling: a token bucket per route from the `AWS::Serverless::Api`'s `MethodSettings`
+  (ThrottlingRateLimit / ThrottlingBurstLimit, method-specific entries over `/*` `*`) or the
+  `AWS::Serverless::HttpApi`'s `DefaultRouteSettings` / `RouteSettings`; `Globals.Api` / `Globals.HttpApi`
+  merged in as SAM merges them. No declared limits: no throttling (account-level limits are not emulated).
+Not emulated yet: authorizers (`requestContext.authorizer` is absent), CORS preflight, API keys and usage
+plans, routes defined only in an OpenAPI DefinitionBody.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import hashlib
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from omsdev.localcloud.event_sources import ApiRoute
+from omsdev.localcloud.lambda_runtime import FunctionThrottledError, LambdaRuntime
+from omsdev.localcloud.template import sam_merge
+
+logger = logging.getLogger(__name__)
+
+REST_API, HTTP_API = "Api", "HttpApi"
+IMPLICIT_STAGE = {REST_API: "Prod", HTTP_API: "$default"}  # the stages SAM gives its implicit APIs
+# API Gateway's account-level defaults, used when a stage sets only one of the two limits.
+DEFAULT_RATE_LIMIT, DEFAULT_BURST_LIMIT = 10000.0, 5000
+INTEGRATION_TIMEOUT_SECONDS = {REST_API: 29.0, HTTP_API: 30.0}
+# Content types an HTTP API passes as text; anything else arrives base64-encoded.
+_TEXT_TYPES = ("text/*", "application/json", "application/*+json", "application/xml", "application/*+xml",
+               "application/javascript", "application/ecmascript")
+# Hop-by-hop or recomputed headers a function's response cannot set.
+_DROPPED_RESPONSE_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+
+NOT_FOUND = {REST_API: (403, {"message": "Missing Authentication Token"}), HTTP_API: (404, {"message": "Not Found"})}
+TOO_MANY_REQUESTS = (429, {"message": "Too Many Requests"})
+FUNCTION_FAILED = (502, {"message": "Internal server error"})
+INVOCATION_REFUSED = (500, {"message": "Internal server error"})
+INTEGRATION_TIMED_OUT = {REST_API: (504, {"message": "Endpoint request timed out"}),
+                         HTTP_API: (503, {"message": "Service Unavailable"})}
+
+
+class MalformedResponseError(ValueError):
+    """The function's result is not a proxy-integration response API Gateway accepts (it answers 502)."""
+
+
+@dataclass
+class HttpRequest:
+    """One request as the server read it (header names as sent, duplicates kept in order)."""
+
+    method: str
+    raw_path: str
+    raw_query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str
+    protocol: str = "HTTP/1.1"
+
+    def header(self, name: str) -> str | None:
+        values = [value for key, value in self.headers if key.lower() == name.lower()]
+        return values[-1] if values else None
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class ApiStage:
+    """What the local gateway needs of one API (explicit or implicit) and its stage."""
+
+    kind: str  # REST_API or HTTP_API
+    logical_id: str | None  # None: SAM's implicit API
+    api_id: str
+    stage: str
+    stage_variables: dict | None
+    binary_media_types: tuple[str, ...]
+    properties: dict  # resolved throttling-related properties (MethodSettings, DefaultRouteSettings ...)
+
+
+class TokenBucket:
+    """API Gateway's throttle: `burst` tokens at most, refilled at `rate` per second; one per request."""
+
+    def __init__(self, rate: float, burst: int, clock=time.monotonic):
+        self.rate, self.capacity, self._clock = float(rate), int(burst), clock
+        self._tokens, self._updated = float(self.capacity), clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+# -- routing ---------------------------------------------------------------------------------------
+
+def _segments(path: str) -> list[str]:
+    stripped = path.strip("/")
+    return stripped.split("/") if stripped else []
+
+
+def match_path(template: str, raw_path: str) -> dict[str, str] | None:
+    """The path parameters when `raw_path` matches the route's path template, else None."""
+    if template == "$default":
+        return {}
+    pattern, segments = _segments(template), [unquote(segment) for segment in _segments(raw_path)]
+    parameters: dict[str, str] = {}
+    for index, part in enumerate(pattern):
+        if part.startswith("{") and part.endswith("+}"):
+            if index != len(pattern) - 1 or index >= len(segments):
+                return None
+            parameters[part[1:-2]] = "/".join(segments[index:])
+            return parameters
+        if index >= len(segments):
+            return None
+        if part.startswith("{") and part.endswith("}"):
+            if not segments[index]:
+                return None
+            parameters[part[1:-1]] = segments[index]
+        elif part != segments[index]:
+            return None
+    return parameters if len(segments) == len(pattern) else None
+
+
+def route_specificity(route: ApiRoute) -> tuple:
+    """Sort key: smaller is more specific ($default last, literal < {param} < {proxy+}, method < ANY)."""
+    ranks = tuple(2 if part.endswith("+}") else 1 if part.startswith("{") else 0 for part in _segments(route.path))
+    return (route.path == "$default", ranks, route.method == "ANY")
+
+
+def match_route(routes: list[ApiRoute], method: str, raw_path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+    """The most specific route for the request and its path parameters, or None."""
+    candidates = []
+    for route in routes:
+        if route.method not in ("ANY", method.upper()):
+            continue
+        parameters = match_path(route.path, raw_path)
+        if parameters is not None:
+            candidates.append((route_specificity(route), route, parameters))
+    if not candidates:
+        return None
+    _, route, parameters = min(candidates, key=lambda candidate: candidate[0])
+    return route, parameters
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def matches_media_types(content_type: str | None, media_types: tuple[str, ...]) -> bool:
+    media_type = _media_type(content_type)
+    return bool(media_type) and any(fnmatch.fnmatchcase(media_type, pattern.lower()) for pattern in media_types)
+
+
+def body_is_binary(request: HttpRequest, api: ApiStage) -> bool:
+    """Whether API Gateway hands the body to the function base64-encoded."""
+    if not request.body:
+        return False
+    if api.kind == REST_API:
+        return matches_media_types(request.header("Content-Type"), api.binary_media_types)
+    return not matches_media_types(request.header("Content-Type"), _TEXT_TYPES)
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+def _clf_time(epoch_seconds: float) -> str:
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch_seconds))
+
+
+def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
+    return parse_qsl(raw_query, keep_blank_values=True)
+
+
+def _forwarded_headers(request: HttpRequest, port: int) -> list[tuple[str, str]]:
+    """X-Forwarded-* as API Gateway adds them (when the client did not send its own)."""
+    sent = {name.lower() for name, _ in request.headers}
+    added = [("X-Forwarded-For", request.source_ip), ("X-Forwarded-Port", str(port)), ("X-Forwarded-Proto", "http")]
+    return request.headers + [(name, value) for name, value in added if name.lower() not in sent]
+
+
+def _body_field(request: HttpRequest, base64_encoded: bool) -> str | None:
+    if not request.body:
+        return None
+    if base64_encoded:
+        return base64.b64encode(request.body).decode("ascii")
+    return request.body.decode("utf-8", errors="replace")  # API Gateway passes non-binary bodies as text
+
+
+def rest_event(request: HttpRequest, route: ApiRoute, path_parameters: dict[str, str], api: ApiStage, *,
+               account_id: str, port: int, request_id: str, epoch_seconds: float, version: str | None = None) -> dict:
+    """The Lambda proxy integration event (payload 1.0) API Gateway sends for this request."""
+    headers = _forwarded_headers(request, port)
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        single_headers[name] = value  # the last value of a repeated header, as API Gateway does
+        multi_headers.setdefault(name, []).append(value)
+    single_query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in _query_pairs(request.raw_query):
+        single_query[name] = value
+        multi_query.setdefault(name, []).append(value)
+    base64_encoded = body_is_binary(request, api)
+    host = request.header("Host") or f"127.0.0.1:{port}"
+    path = unquote(request.raw_path)
+    event = {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": request.method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": single_query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": api.stage_variables or None,
+        "requestContext": {
+            "accountId": account_id,
+            "apiId": api.api_id,
+            "domainName": host,
+            "domainPrefix": host.split(".")[0].split(":")[0],
+            "extendedRequestId": request_id,
+            "httpMethod": request.method,
+            "identity": {
+                "accessKey": None, "accountId": None, "apiKey": None, "apiKeyId": None, "caller": None,
+                "cognitoAuthenticationProvider": None, "cognitoAuthenticationType": None,
+                "cognitoIdentityId": None, "cognitoIdentityPoolId": None, "principalOrgId": None,
+                "sourceIp": request.source_ip, "user": None, "userAgent": request.header("User-Agent"),
+                "userArn": None,
+            },
+            "path": f"/{api.stage}{path}",
+            "protocol": request.protocol,
+            "requestId": request_id,
+            "requestTime": _clf_time(epoch_seconds),
+            "requestTimeEpoch": int(epoch_seconds * 1000),
+            "resourceId": hashlib.sha1(f"{api.api_id} {route.path}".encode()).hexdigest()[:6],
+            "resourcePath": route.path,
+            "stage": api.stage,
+        },
+        "body": _body_field(request, base64_encoded),
+        "isBase64Encoded": base64_encoded,
+    }
+    if version:
+        event = {"version": version, **event}
+    return event
+
+
+def http_api_event(request: HttpRequest, route: ApiRoute, path_parameters: dict[str, str], api: ApiStage, *,
+                   account_id: str, port: int, request_id: str, epoch_seconds: float) -> dict:
+    """The HTTP API Lambda integration event, payload format 2.0."""
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in _forwarded_headers(request, port):
+        if name.lower() == "cookie":
+            cookies.extend(part.strip() for part in value.split(";") if part.strip())
+            continue
+        key = name.lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    query: dict[str, str] = {}
+    for name, value in _query_pairs(request.raw_query):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    route_key = "$default" if route.path == "$default" else f"{route.method} {route.path}"
+    raw_path = request.raw_path if api.stage == "$default" else f"/{api.stage}{request.raw_path}"
+    host = request.header("Host") or f"127.0.0.1:{port}"
+    base64_encoded = body_is_binary(request, api)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": request.raw_query,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    event["headers"] = headers
+    if query:
+        event["queryStringParameters"] = query
+    event["requestContext"] = {
+        "accountId": account_id,
+        "apiId": api.api_id,
+        "domainName": host,
+        "domainPrefix": host.split(".")[0].split(":")[0],
+        "http": {
+            "method": request.method,
+            "path": raw_path,
+            "protocol": request.protocol,
+            "sourceIp": request.source_ip,
+            "userAgent": request.header("User-Agent") or "",
+        },
+        "requestId": request_id,
+        "routeKey": route_key,
+        "stage": api.stage,
+        "time": _clf_time(epoch_seconds),
+        "timeEpoch": int(epoch_seconds * 1000),
+    }
+    if request.body:
+        event["body"] = _body_field(request, base64_encoded)
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    event["isBase64Encoded"] = base64_encoded
+    if api.stage_variables:
+        event["stageVariables"] = api.stage_variables
+    return event
+
+
+# -- responses -------------------------------------------------------------------------------------
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def proxy_response(result: Any, *, api: ApiStage, payload_version: str, request: HttpRequest) -> HttpResponse:
+    """The HTTP response API Gateway makes of a function's result; MalformedResponseError when it cannot."""
+    lenient = payload_version == "2.0"
+    if lenient and not (isinstance(result, dict) and "statusCode" in result):
+        body = json.dumps(result).encode()
+        return HttpResponse(200, [("Content-Type", "application/json")], body)
+    if not isinstance(result, dict) or "statusCode" not in result:
+        raise MalformedResponseError("the result has no statusCode")
+    try:
+        status = int(result["statusCode"])
+    except (TypeError, ValueError):
+        raise MalformedResponseError(f"statusCode {result['statusCode']!r} is not an integer") from None
+    headers = result.get("headers") or {}
+    multi_headers = result.get("multiValueHeaders") or {}
+    if not isinstance(headers, dict) or not isinstance(multi_headers, dict):
+        raise MalformedResponseError("headers and multiValueHeaders must be objects")
+    if not all(isinstance(values, list) for values in multi_headers.values()):
+        raise MalformedResponseError("multiValueHeaders values must be lists")
+    pairs: list[tuple[str, str]] = []
+    for name, values in multi_headers.items():
+        pairs.extend((name, _header_value(value)) for value in values)
+    # A name in both: only multiValueHeaders' values (API Gateway merges the rest).
+    pairs.extend((name, _header_value(value)) for name, value in headers.items() if name not in multi_headers)
+    if lenient:
+        pairs.extend(("Set-Cookie", _header_value(cookie)) for cookie in result.get("cookies") or [])
+    pairs = [(name, value) for name, value in pairs if name.lower() not in _DROPPED_RESPONSE_HEADERS]
+    content_type = next((value for name, value in pairs if name.lower() == "content-type"), None)
+    if content_type is None and api.kind == REST_API:
+        pairs.append(("Content-Type", "application/json"))  # REST's default
+    body = result.get("body")
+    if body is None:
+        raw = b""
+    elif not isinstance(body, str):
+        raise MalformedResponseError(f"body must be a string, not {type(body).__name__}")
+    elif result.get("isBase64Encoded") and _decodes_binary(api, request, content_type):
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedResponseError("isBase64Encoded but the body is not base64") from None
+    else:
+        raw = body.encode("utf-8")
+    return HttpResponse(status, pairs, raw)
+
+
+def _decodes_binary(api: ApiStage, request: HttpRequest, content_type: str | None) -> bool:
+    if api.kind == HTTP_API:
+        return True
+    accepted = [part.strip() for part in (request.header("Accept") or "").split(",") if part.strip()]
+    return any(matches_media_types(candidate, api.binary_media_types) for candidate in accepted + [content_type or ""])
+
+
+def gateway_answer(answer: tuple[int, dict], request_id: str, kind: str) -> HttpResponse:
+    status, body = answer
+    return HttpResponse(status, [("Content-Type", "application/json"), (_request_id_header(kind), request_id)],
+                        json.dumps(body).encode())
+
+
+def _request_id_header(kind: str) -> str:
+    return "x-amzn-RequestId" if kind == REST_API else "apigw-requestid"
+
+
+# -- the template's APIs ---------------------------------------------------------------------------
+
+def _local_api_id(name: str) -> str:
+    """A stable 10-character id in API Gateway's style (the real one is random)."""
+    return hashlib.sha1(name.encode()).hexdigest()[:10]
+
+
+def _binary_media_types(values: Any) -> tuple[str, ...]:
+    # CloudFormation spells "/" as "~1" in BinaryMediaTypes.
+    return tuple(str(value).replace("~1", "/") for value in values or [])
+
+
+def api_stages(stack, routes: list[ApiRoute]) -> dict[tuple[str, str | None], ApiStage]:
+    """(kind, route.api_id) -> ApiStage for every API the routes use, its properties resolved."""
+    template, resolver = stack.template, stack.resolver
+    globals_ = template.body.get("Globals", {})
+    wanted = ("StageName", "Variables", "StageVariables", "BinaryMediaTypes", "MethodSettings",
+              "DefaultRouteSettings", "RouteSettings")
+    stages: dict[tuple[str, str | None], ApiStage] = {}
+    for route in routes:
+        key = (route.api_type, route.api_id)
+        if key in stages:
+            continue
+        logical_id = None
+        if route.api_id is not None:
+            logical_id = next((lid for lid, resource in stack.resources.items() if resource.ref == route.api_id), None)
+            if logical_id is None:
+                raise ValueError(f"{route.function_id}.Events.{route.event_id}: no API {route.api_id!r} in the stack")
+        own = template.resources[logical_id].get("Properties", {}) if logical_id else {}
+        merged = sam_merge(globals_.get(route.api_type, {}), own)
+        props = resolver.resolve({name: merged[name] for name in wanted if name in merged}) or {}
+        stage = str(props.get("StageName") or IMPLICIT_STAGE[route.api_type])
+        variables = props.get("Variables") if route.api_type == REST_API else props.get("StageVariables")
+        name = route.api_id or f"{stack.stack_name}-Serverless{'Rest' if route.api_type == REST_API else 'Http'}Api"
+        stages[key] = ApiStage(
+            kind=route.api_type, logical_id=logical_id, api_id=_local_api_id(name), stage=stage,
+            stage_variables={k: str(v) for k, v in (variables or {}).items()} or None,
+            binary_media_types=_binary_media_types(props.get("BinaryMediaTypes")) if route.api_type == REST_API else (),
+            properties=props,
+        )
+    return stages
+
+
+def _resource_path(setting_path: str) -> str:
+    """MethodSettings' ResourcePath ("/~1orders~1{id}") as a path ("/orders/{id}"); "/*" stays."""
+    return setting_path if setting_path == "/*" else "/" + setting_path.replace("~1", "/").lstrip("/")
+
+
+def throttle_limits(api: ApiStage, route: ApiRoute) -> tuple[float, int] | None:
+    """(rate, burst) for the route from its stage's settings, None when the template sets none."""
+    if api.kind == REST_API:
+        # Least specific first, so a method's own setting overrides the stage's "/*" "*" default.
+        ranked = []
+        for setting in api.properties.get("MethodSettings") or []:
+            path = _resource_path(str(setting.get("ResourcePath", "/*")))
+            method = str(setting.get("HttpMethod", "*")).upper()
+            if path in ("/*", route.path) and method in ("*", route.method):
+                ranked.append(((path != "/*") * 2 + (method != "*"), setting))
+        settings = [setting for _, setting in sorted(ranked, key=lambda item: item[0])]
+    else:
+        route_key = "$default" if route.path == "$default" else f"{route.method} {route.path}"
+        settings = [api.properties.get("DefaultRouteSettings") or {},
+                    (api.properties.get("RouteSettings") or {}).get(route_key) or {}]
+    found: dict[str, Any] = {}
+    for setting in settings:
+        found.update({key: setting[key] for key in ("ThrottlingRateLimit", "ThrottlingBurstLimit") if key in setting})
+    if not found:
+        return None
+    return (float(found.get("ThrottlingRateLimit", DEFAULT_RATE_LIMIT)),
+            int(found.get("ThrottlingBurstLimit", DEFAULT_BURST_LIMIT)))
+
+
+def payload_version(runtime: LambdaRuntime, stack, route: ApiRoute) -> str:
+    if route.api_type == REST_API:
+        return "1.0"
+    props = runtime.spec(route.function_id).events[route.event_id].get("Properties") or {}
+    return str(stack.resolver.resolve(props.get("PayloadFormatVersion", "2.0")))
+
+
+# -- the server ------------------------------------------------------------------------------------
+
+class ApiGateway:
+    """The routes served over HTTP on `host:port` (0: a free port); `start()`, `url`, `stop()`."""
+
+    def __init__(self, routes: list[ApiRoute], runtime: LambdaRuntime, stack, *, host: str = "127.0.0.1",
+                 port: int = 0):
+        self.routes, self.runtime, self.stack = list(routes), runtime, stack
+        self.host, self.port = host, port
+        self.stages = api_stages(stack, self.routes)
+        self.payload_versions = {route: payload_version(runtime, stack, route) for route in self.routes}
+        self.buckets: dict[ApiRoute, TokenBucket] = {}
+        for route in self.routes:
+            limits = throttle_limits(self.stages[(route.api_type, route.api_id)], route)
+            if limits is not None:
+                self.buckets[route] = TokenBucket(*limits)
+        self.integration_timeout = dict(INTEGRATION_TIMEOUT_SECONDS)
+        self.counters = {"requests": 0, "not_found": 0, "throttled": 0, "errors": 0}
+        self._counters_lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "ApiGateway":
+        try:
+            self._server = _Server((self.host, self.port), _handler_class(self))
+        except OSError as error:
+            raise RuntimeError(f"cannot serve the API on {self.host}:{self.port}: {error}") from error
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"api-gateway-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        with self._connections_lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:  # idle keep-alive connections would hold their threads
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=timeout)
+        self._server, self._thread = None, None
+
+    def stats(self) -> dict:
+        with self._counters_lock:
+            return {"url": self.url, "routes": len(self.routes), **self.counters}
+
+    def _count(self, name: str) -> None:
+        with self._counters_lock:
+            self.counters[name] += 1
+
+    # -- one request -----------------------------------------------------------------------------
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        """What API Gateway answers to the request (routing, throttling, invocation, mapping)."""
+        self._count("requests")
+        request_id, epoch_seconds = str(uuid.uuid4()), time.time()
+        matched = match_route(self.routes, request.method, request.raw_path)
+        if matched is None:
+            self._count("not_found")
+            kind = self._unmatched_kind(request.raw_path)
+            return gateway_answer(NOT_FOUND[kind], request_id, kind)
+        route, path_parameters = matched
+        kind, api, version = route.api_type, self.stages[(route.api_type, route.api_id)], self.payload_versions[route]
+        bucket = self.buckets.get(route)
+        if bucket is not None and not bucket.take():
+            self._count("throttled")
+            return gateway_answer(TOO_MANY_REQUESTS, request_id, kind)
+        shape = dict(account_id=self.runtime.account_id, port=self.port, request_id=request_id,
+                     epoch_seconds=epoch_seconds)
+        if version == "2.0":
+            event = http_api_event(request, route, path_parameters, api, **shape)
+        else:  # REST, or an HTTP API route that asks for payload 1.0 (which then carries "version")
+            event = rest_event(request, route, path_parameters, api, version="1.0" if kind == HTTP_API else None,
+                               **shape)
+        started = time.monotonic()
+        try:
+            # Lambda hands API Gateway the result as JSON: a result that cannot be serialised is an error.
+            result = json.loads(json.dumps(self.runtime.invoke(route.function_id, event)))
+        except FunctionThrottledError:
+            self._count("errors")
+            logger.warning("%s %s: %s throttled by Lambda", request.method, request.raw_path, route.function_id)
+            return gateway_answer(INVOCATION_REFUSED, request_id, kind)
+        except Exception:  # noqa: BLE001 - API Gateway turns any function error into its 502
+            self._count("errors")
+            logger.warning("%s %s: %s failed", request.method, request.raw_path, route.function_id, exc_info=True)
+            return gateway_answer(FUNCTION_FAILED, request_id, kind)
+        if time.monotonic() - started > self.integration_timeout[kind]:
+            self._count("errors")
+            return gateway_answer(INTEGRATION_TIMED_OUT[kind], request_id, kind)
+        try:
+            response = proxy_response(result, api=api, payload_version=version, request=request)
+        except MalformedResponseError as error:
+            self._count("errors")
+            logger.warning("%s %s: malformed Lambda proxy response from %s: %s", request.method, request.raw_path,
+                           route.function_id, error)
+            return gateway_answer(FUNCTION_FAILED, request_id, kind)
+        response.headers.append((_request_id_header(kind), request_id))
+        return response
+
+    def _unmatched_kind(self, raw_path: str) -> str:
+        """Whose "no route" answer to give: the API with a route on this path, else REST if there is one."""
+        on_path = [route.api_type for route in self.routes if match_path(route.path, raw_path) is not None]
+        kinds = on_path or [route.api_type for route in self.routes]
+        return REST_API if REST_API in kinds or not kinds else HTTP_API
+
+    def _track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            (self._connections.add if open_ else self._connections.discard)(connection)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # stop() does not wait for clients that keep a connection open
+
+
+def _handler_class(gateway: ApiGateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 60  # an idle keep-alive connection is closed after this many seconds
+
+        def setup(self) -> None:
+            super().setup()
+            gateway._track(self.connection, True)
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                gateway._track(self.connection, False)
+
+        def _serve(self) -> None:
+            raw_path, _, raw_query = self.path.partition("?")
+            length = int(self.headers.get("Content-Length") or 0)
+            request = HttpRequest(method=self.command, raw_path=raw_path or "/", raw_query=raw_query,
+                                  headers=list(self.headers.items()), body=self.rfile.read(length) if length else b"",
+                                  source_ip=self.client_address[0], protocol=self.request_version)
+            response = gateway.handle(request)
+            logger.debug("%s %s -> %s", request.method, request.raw_path, response.status)
+            self.send_response(response.status)
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            logger.debug("api gateway: " + format, *args)
+
+    return Handler
