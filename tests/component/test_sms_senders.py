@@ -195,3 +195,12 @@ def test_an_unknown_channel_has_no_route():
     # GIVEN a channel we do not serve, WHEN its route is asked for, THEN it is an error, not a silent default
     with pytest.raises(ValueError, match="no SMS route for channel 'ebay'"):
         sms_route("ebay")
+
+
+def test_aliyun_sender_without_an_account_refuses_for_good_rather_than_retrying(secrets_prefix):
+    # GIVEN no `<prefix>/sms/aliyun` secret was ever stored
+    sender = AliyunSmsSender(secrets_prefix)
+    # WHEN a code is sent THEN it is a permanent refusal naming the missing configuration
+    with pytest.raises(SmsRejectedError, match="InvalidConfiguration") as error:
+        sender.send_code(a_phone(), "123456")
+    assert error.value.retryable is False

@@ -86,9 +86,9 @@ def days_ago(days: float) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)
 
 
-def launch_aliyun_sms():
+def launch_aliyun_sms(faults=None):
     """The Aliyun SMS simulator, its account stored where the function looks (`<prefix>/sms/aliyun`)."""
-    simulator, credentials = aliyun_sms.launch()
+    simulator, credentials = aliyun_sms.launch(faults=faults)
     secrets = aws.client("secretsmanager")
     name = f"{get_settings().secrets_prefix}/sms/aliyun"
     try:

@@ -16,6 +16,7 @@ from oms.services.verify import confirm_code, expire_verifications, verification
 from oms.settings import get_settings
 from omsdev.allocation_setup import WarehouseSetup, load_catalogue
 from omsdev.localcloud.cloud import LocalCloud
+from omsdev.simulators.base import FaultPlan
 
 from tests.integration.allocation_helpers import drain_queue, store, stored_image
 from tests.integration.conftest import FAST_RETRIES
@@ -290,3 +291,51 @@ def _key() -> bytes:
     from oms.adapters.secrets import secret_text
 
     return secret_text(get_settings().verification_key_secret).encode()
+
+
+def test_concurrent_wrong_codes_use_exactly_five_attempts_and_send_one_review(cloud, sms):
+    # GIVEN a held order with its code sent
+    flagged = _flag_one(cloud)
+    code = sms.latest_code(flagged.ship_to.phone)
+    wrong = "000000" if code != "000000" else "111111"
+    vid = verification_id(_key(), flagged.order_key)
+    ports = verification_ports(get_settings())
+    # WHEN 12 wrong submissions arrive at once
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(lambda _: confirm_code(vid, wrong, ports).status, range(12)))
+    # THEN exactly five were counted (four wrong_code answers, one failed), the rest found it closed
+    assert sorted(outcomes) == sorted(["wrong_code"] * 4 + ["failed"] + ["closed"] * 7)
+    reviews = [m for m in drain_queue(cloud, "ReviewQueue") if m["order_key"] == flagged.order_key]
+    assert [m["reason"] for m in reviews] == ["verification_failed"]
+    assert confirm_code(vid, code, ports).status == "closed"
+
+
+def test_an_sms_provider_outage_fails_the_record_and_the_redelivery_sends_one_fresh_code(cloud):
+    # GIVEN the SMS provider answers every call with a 503 while the flagged order is assessed
+    outage = FaultPlan(rate=1.0, kinds=("5xx",))
+    simulator = launch_aliyun_sms(faults=outage)
+    try:
+        buyer = f"outage-{uuid.uuid4().hex[:6]}"
+        old = [risk_order(buyer=buyer, paid_at=days_ago(2)) for _ in range(30)]
+        store(old)
+        assess(cloud, paid_records(cloud, old))
+        assess(cloud, refund_records(cloud, old))
+        new = [risk_order(buyer=buyer) for _ in range(16)]
+        store(new)
+        records = paid_records(cloud, new, first_sequence=100)
+        failed = assess(cloud, records)["batchItemFailures"]
+        # THEN the flagged record fails (the stream retries it) and nothing is decided for it yet
+        assert [f["itemIdentifier"] for f in failed] == [records[-1]["dynamodb"]["SequenceNumber"]]
+        assert risk_of(cloud, new[-1].order_key)[0] is None and simulator.messages() == []
+        # WHEN the provider is back and the stream redelivers from the failed record
+        outage.rate = 0.0
+        assert assess(cloud, records[-1:])["batchItemFailures"] == []
+        # THEN one SMS went out, the order is held for it, and the counts did not move twice
+        assert len(simulator.messages()) == 1 and risk_of(cloud, new[-1].order_key)[0] == "verifying"
+        totals = aggregates(cloud)[(f"buyer#{buyer_key('taobao', buyer)}", "totals")]
+        assert (totals["paid_orders"], totals["returns"]) == ("46", "30")
+        code = simulator.latest_code(new[-1].ship_to.phone)
+        ports = verification_ports(get_settings())
+        assert confirm_code(verification_id(_key(), new[-1].order_key), code, ports).status == "verified"
+    finally:
+        simulator.stop()

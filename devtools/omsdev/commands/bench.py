@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from omsdev.awscalls import AwsCallCounter
-from omsdev.commands import bench_allocate, bench_drain
+from omsdev.commands import bench_allocate, bench_drain, bench_risk
 from omsdev.demo import IngestTally, start_amazon_shop, start_shopify_shop
 from omsdev.localcloud.cloud import LocalCloud
 from omsdev.simulators.scenario import Scenario, ScenarioRunner
@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     ingest.set_defaults(run=run_ingest)
     bench_drain.register(commands)
     bench_allocate.register(commands)
+    bench_risk.register(commands)
 
 
 def _percentile(values: list[float], share: float) -> float:

@@ -32,9 +32,9 @@ import boto3
 
 from omsdev.allocation_setup import WarehouseSetup, load_catalogue
 from omsdev.awscalls import AwsCallCounter
+from omsdev.bench_orders import THREADS, stored_as_stream_records
 from omsdev.localcloud.cloud import LocalCloud
 
-THREADS = 8
 BATCH = 25
 ROUNDS = 5
 SKUS = ["TEA-OOLONG", "TEA-PUER", "TEA-JASMINE", "CUP-SET", "KETTLE"]
@@ -205,12 +205,8 @@ def _replay_rate(cloud: LocalCloud, requests: list[tuple[str, dict]], tag: str) 
 
 def _stored_orders(cloud: LocalCloud, count: int) -> list[dict]:
     """Paid orders (1-3 lines, a bundle among the codes) stored, as the stream's INSERT records."""
-    from oms.adapters.orders_table import OrdersTable
     from oms.domain.order import CanonicalOrder, OrderLine, ShipTo, order_key
-    from oms.settings import get_settings
 
-    settings = get_settings()
-    table = OrdersTable(settings.orders_table, settings.raw_payload_bucket)
     rng = random.Random(11)
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     orders = []
@@ -226,20 +222,7 @@ def _stored_orders(cloud: LocalCloud, count: int) -> list[dict]:
             ship_to=ShipTo(country="CN", province="浙江省", city="杭州市", address="x", encrypted=False),
             created_at=now, paid_at=now, updated_at=now,
         ))
-    with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(lambda order: table.save(order, {"tid": order.channel_order_id}), orders))
-    dynamodb = cloud.stack.client("dynamodb")  # the stack's own session: not counted
-    images = []
-    for order in orders:
-        images.append(dynamodb.get_item(TableName=settings.orders_table, Key={"order_key": {"S": order.order_key}})["Item"])
-    return [{
-        "eventID": uuid.uuid4().hex, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-        "awsRegion": cloud.stack.region,
-        "dynamodb": {"Keys": {"order_key": image["order_key"]}, "NewImage": image,
-                     "SequenceNumber": str(index + 1).rjust(21, "0"), "SizeBytes": 1000,
-                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/bench/stream/0",
-    } for index, image in enumerate(images)]
+    return stored_as_stream_records(cloud, orders)
 
 
 def _reservation_states(cloud: LocalCloud, keys: list[str]) -> Counter:

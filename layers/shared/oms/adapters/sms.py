@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -158,7 +159,8 @@ class AliyunSmsSender:
         name = f"{self.secrets_prefix}/{SECRET_GROUP}/{ALIYUN_SECRET}"
         try:
             return AliyunSmsAccount.model_validate(shop_credentials(self.secrets_prefix, SECRET_GROUP, ALIYUN_SECRET))
-        except (ValidationError, ValueError) as error:
+        except (ValidationError, ValueError, GetParameterError) as error:
+            # No or no valid account: no retry will send it; the order goes to a person instead.
             raise SmsRejectedError("aliyun", "InvalidConfiguration", f"secret {name}: {error}") from error
 
     def send_code(self, phone: str, code: str, *, link: str | None = None) -> SmsSent:

@@ -159,8 +159,8 @@ def _review_reason(decision: RiskDecision, status: str) -> str:
 
 def _detail(decision: RiskDecision, reason: str) -> str:
     if reason == "verification_unavailable":
-        return (f"rule {decision.rule_id} asks for SMS verification, but the buyer's phone is encrypted by the "
-                "platform or missing: a reviewer decides")
+        return (f"rule {decision.rule_id} asks for SMS verification, but no SMS can reach the buyer (the phone "
+                "is encrypted by the platform or missing, or the SMS provider refused it): a reviewer decides")
     return f"rule {decision.rule_id} ({decision.label or decision.action}): " + "; ".join(decision.fired)
 
 
