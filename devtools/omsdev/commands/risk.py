@@ -144,7 +144,13 @@ def render(report) -> str:
     compared = report.compared
     if compared is not None:
         lines += ["", f"compared with live rules {compared.rules_version}: {compared.changed} orders would change "
-                      "action", *(f"  {transition}: {count}" for transition, count in sorted(compared.transitions.items()))]
-        lines += [f"  {c.order_key}: {c.before} ({c.before_rule}) -> {c.after} ({c.after_rule})"
+                      "action"]
+        lines += [f"  {transition}: {count}" for transition, count in sorted(compared.transitions.items())]
+        lines += [f"  {c.order_key}: {_decided(c.before, c.before_rule)} -> {_decided(c.after, c.after_rule)}"
                   for c in compared.examples]
     return "\n".join(lines)
+
+
+def _decided(action: str, rule: str) -> str:
+    """`verify (buyer-volume-returns)`, or `allow (default)` when no rule fired."""
+    return f"{action} {rule}" if rule.startswith("(") else f"{action} ({rule})"
