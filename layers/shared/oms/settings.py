@@ -40,6 +40,7 @@ class Settings(BaseModel):
     allocation_facts_table: str = Field(alias="ALLOCATION_FACTS_TABLE", min_length=1)
     allocation_rules_parameter: str = Field(alias="ALLOCATION_RULES_PARAMETER", min_length=1)
     review_queue_url: str = Field(alias="REVIEW_QUEUE_URL", min_length=1)
+    review_items_table: str = Field(alias="REVIEW_ITEMS_TABLE", min_length=1)
     wms_confirm_timeout_seconds: float = Field(alias="WMS_CONFIRM_TIMEOUT_SECONDS", gt=0)
     source_max_age_seconds: int = Field(alias="SOURCE_MAX_AGE_SECONDS", ge=60)
     risk_aggregates_table: str = Field(alias="RISK_AGGREGATES_TABLE", min_length=1)
