@@ -24,8 +24,23 @@ in the URL (as `sam local start-api`); the events carry the stage where API Gate
   (ThrottlingRateLimit / ThrottlingBurstLimit, method-specific entries over `/*` `*`) or the
   `AWS::Serverless::HttpApi`'s `DefaultRouteSettings` / `RouteSettings`; `Globals.Api` / `Globals.HttpApi`
   merged in as SAM merges them. No declared limits: no throttling (account-level limits are not emulated).
-Not emulated yet: authorizers (`requestContext.authorizer` is absent), CORS preflight, API keys and usage
-plans, routes defined only in an OpenAPI DefinitionBody.
+- Cognito user pool authorizers (REST): a route under an `AWS::Serverless::Api` whose `Auth` has a
+  `DefaultAuthorizer`, or whose event names one (`Auth: {Authorizer: X}`; `NONE` opts out), needs a token
+  in the authorizer's `Identity.Header` (default Authorization; a "Bearer " prefix is accepted) that
+  `local_auth` accepts as API Gateway would (signature, issuer, app client, token_use id, expiry). Else
+  401 `Unauthorized` (`The incoming token has expired` for an expired one) without calling the function;
+  else the event carries `requestContext.authorizer.claims` in API Gateway's REST format (strings only).
+- CORS (REST, SAM's `Cors`): OPTIONS on a path of the API is answered by the gateway, as SAM's mock
+  integration: 200 with Access-Control-Allow-Origin / -Headers / -Methods (default: the path's methods)
+  / -Max-Age / -Allow-Credentials as configured, with no function call, and behind the default authorizer
+  unless `AddDefaultAuthorizerToCorsPreflight: false`. A function's own responses carry what it sets;
+  the gateway's own errors carry only what the API's `GatewayResponses` add (SAM adds no CORS header
+  to them): Headers (a quoted literal or `method.request.header.X`), StatusCode and an application/json
+  ResponseTemplate, per response type (UNAUTHORIZED, MISSING_AUTHENTICATION_TOKEN, THROTTLED,
+  INTEGRATION_FAILURE, INTEGRATION_TIMEOUT) or DEFAULT_4XX / DEFAULT_5XX.
+Not emulated yet (refused by name when the template asks for them): Lambda and IAM authorizers,
+authorization scopes, HTTP API authorizers; not emulated at all: HTTP API CorsConfiguration, API keys and
+usage plans, routes defined only in an OpenAPI DefinitionBody.
 """
 
 from __future__ import annotations
@@ -42,11 +57,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 from omsdev.localcloud.event_sources import ApiRoute
 from omsdev.localcloud.lambda_runtime import FunctionThrottledError, LambdaRuntime
+from omsdev.localcloud.local_auth import CognitoVerifier, TokenRejectedError, rest_claims
 from omsdev.localcloud.template import sam_merge
 
 logger = logging.getLogger(__name__)
@@ -62,12 +78,29 @@ _TEXT_TYPES = ("text/*", "application/json", "application/*+json", "application/
 # Hop-by-hop or recomputed headers a function's response cannot set.
 _DROPPED_RESPONSE_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
-NOT_FOUND = {REST_API: (403, {"message": "Missing Authentication Token"}), HTTP_API: (404, {"message": "Not Found"})}
-TOO_MANY_REQUESTS = (429, {"message": "Too Many Requests"})
-FUNCTION_FAILED = (502, {"message": "Internal server error"})
-INVOCATION_REFUSED = (500, {"message": "Internal server error"})
-INTEGRATION_TIMED_OUT = {REST_API: (504, {"message": "Endpoint request timed out"}),
-                         HTTP_API: (503, {"message": "Service Unavailable"})}
+# Every HTTP method, for a CORS preflight's Allow-Methods on a path with an ANY route (as SAM lists them).
+ALL_METHODS = ("OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+
+
+class GatewayAnswer(NamedTuple):
+    """A response API Gateway makes itself; `response_type` names its GatewayResponses entry."""
+
+    status: int
+    message: str
+    response_type: str
+
+
+NOT_FOUND = {REST_API: GatewayAnswer(403, "Missing Authentication Token", "MISSING_AUTHENTICATION_TOKEN"),
+             HTTP_API: GatewayAnswer(404, "Not Found", "RESOURCE_NOT_FOUND")}
+TOO_MANY_REQUESTS = GatewayAnswer(429, "Too Many Requests", "THROTTLED")
+FUNCTION_FAILED = GatewayAnswer(502, "Internal server error", "INTEGRATION_FAILURE")
+INVOCATION_REFUSED = GatewayAnswer(500, "Internal server error", "DEFAULT_5XX")
+INTEGRATION_TIMED_OUT = {REST_API: GatewayAnswer(504, "Endpoint request timed out", "INTEGRATION_TIMEOUT"),
+                         HTTP_API: GatewayAnswer(503, "Service Unavailable", "DEFAULT_5XX")}
+
+
+def unauthorized(message: str) -> GatewayAnswer:
+    return GatewayAnswer(401, message, "UNAUTHORIZED")
 
 
 class MalformedResponseError(ValueError):
@@ -108,7 +141,7 @@ class ApiStage:
     stage: str
     stage_variables: dict | None
     binary_media_types: tuple[str, ...]
-    properties: dict  # resolved throttling-related properties (MethodSettings, DefaultRouteSettings ...)
+    properties: dict  # resolved properties (MethodSettings, DefaultRouteSettings, Auth, Cors, GatewayResponses ...)
 
 
 class TokenBucket:
@@ -225,8 +258,10 @@ def _body_field(request: HttpRequest, base64_encoded: bool) -> str | None:
 
 
 def rest_event(request: HttpRequest, route: ApiRoute, path_parameters: dict[str, str], api: ApiStage, *,
-               account_id: str, port: int, request_id: str, epoch_seconds: float, version: str | None = None) -> dict:
-    """The Lambda proxy integration event (payload 1.0) API Gateway sends for this request."""
+               account_id: str, port: int, request_id: str, epoch_seconds: float, version: str | None = None,
+               authorizer: dict | None = None) -> dict:
+    """The Lambda proxy integration event (payload 1.0) API Gateway sends for this request
+    (`authorizer`: what an authorizer passed on, e.g. {"claims": {...}})."""
     headers = _forwarded_headers(request, port)
     single_headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
@@ -277,6 +312,8 @@ def rest_event(request: HttpRequest, route: ApiRoute, path_parameters: dict[str,
         "body": _body_field(request, base64_encoded),
         "isBase64Encoded": base64_encoded,
     }
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
     if version:
         event = {"version": version, **event}
     return event
@@ -398,10 +435,35 @@ def _decodes_binary(api: ApiStage, request: HttpRequest, content_type: str | Non
     return any(matches_media_types(candidate, api.binary_media_types) for candidate in accepted + [content_type or ""])
 
 
-def gateway_answer(answer: tuple[int, dict], request_id: str, kind: str) -> HttpResponse:
-    status, body = answer
-    return HttpResponse(status, [("Content-Type", "application/json"), (_request_id_header(kind), request_id)],
-                        json.dumps(body).encode())
+def gateway_answer(answer: GatewayAnswer, request_id: str, kind: str, *, api: ApiStage | None = None,
+                   request: HttpRequest | None = None, resource_path: str = "") -> HttpResponse:
+    """API Gateway's own response, as the API's GatewayResponses (if any) shape it."""
+    status, headers = answer.status, [("Content-Type", "application/json")]
+    body = json.dumps({"message": answer.message}).encode()
+    responses = gateway_responses(api) if api is not None and api.kind == REST_API else {}
+    default_type = "DEFAULT_4XX" if answer.status < 500 else "DEFAULT_5XX"
+    configured = responses.get(answer.response_type) or responses.get(default_type)
+    if configured is not None:
+        status = int(configured.get("StatusCode") or status)
+        for name, expression in ((configured.get("ResponseParameters") or {}).get("Headers") or {}).items():
+            value = _mapped_value(expression, request)
+            if value is not None:
+                headers.append((name, value))
+        template = (configured.get("ResponseTemplates") or {}).get("application/json")
+        if template is not None:
+            body = _render_template(template, {
+                "$context.error.messageString": json.dumps(answer.message), "$context.error.message": answer.message,
+                "$context.error.responseType": answer.response_type, "$context.requestId": request_id,
+                "$context.resourcePath": resource_path, "$context.stage": api.stage}).encode()
+    headers.append((_request_id_header(kind), request_id))
+    return HttpResponse(status, headers, body)
+
+
+def _render_template(template: str, variables: dict[str, str]) -> str:
+    # Longest names first: $context.error.messageString before $context.error.message.
+    for name in sorted(variables, key=len, reverse=True):
+        template = template.replace(name, variables[name])
+    return template
 
 
 def _request_id_header(kind: str) -> str:
@@ -425,7 +487,7 @@ def api_stages(stack, routes: list[ApiRoute]) -> dict[tuple[str, str | None], Ap
     template, resolver = stack.template, stack.resolver
     globals_ = template.body.get("Globals", {})
     wanted = ("StageName", "Variables", "StageVariables", "BinaryMediaTypes", "MethodSettings",
-              "DefaultRouteSettings", "RouteSettings")
+              "DefaultRouteSettings", "RouteSettings", "Auth", "Cors", "GatewayResponses")
     stages: dict[tuple[str, str | None], ApiStage] = {}
     for route in routes:
         key = (route.api_type, route.api_id)
@@ -487,6 +549,147 @@ def payload_version(runtime: LambdaRuntime, stack, route: ApiRoute) -> str:
     return str(stack.resolver.resolve(props.get("PayloadFormatVersion", "2.0")))
 
 
+# -- authorizers, CORS and gateway responses (REST APIs) ------------------------------------------
+
+GATEWAY_RESPONSE_TYPES = frozenset((
+    "DEFAULT_4XX", "DEFAULT_5XX", "RESOURCE_NOT_FOUND", "UNAUTHORIZED", "INVALID_API_KEY", "ACCESS_DENIED",
+    "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR", "INVALID_SIGNATURE", "EXPIRED_TOKEN",
+    "MISSING_AUTHENTICATION_TOKEN", "INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT", "API_CONFIGURATION_ERROR",
+    "UNSUPPORTED_MEDIA_TYPE", "BAD_REQUEST_PARAMETERS", "BAD_REQUEST_BODY", "REQUEST_TOO_LARGE", "THROTTLED",
+    "QUOTA_EXCEEDED", "WAF_FILTERED",
+))
+_REQUEST_HEADER, _REQUEST_QUERY = "method.request.header.", "method.request.querystring."
+
+
+def _api_name(api: ApiStage) -> str:
+    return api.logical_id or f"the implicit {api.kind}"
+
+
+def _is_literal(text: str) -> bool:
+    return len(text) >= 2 and text[0] == text[-1] == "'"
+
+
+def _static_value(value: Any, where: str) -> str | None:
+    """A SAM Cors value (a quoted literal, "'GET,POST'") as the header's value; None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    text = str(value)
+    if not _is_literal(text):
+        raise ValueError(f"{where}: {text!r} is not a quoted literal such as \"'{text}'\" (API Gateway refuses it)")
+    return text[1:-1]
+
+
+def _mapped_value(expression: Any, request: HttpRequest | None) -> str | None:
+    """A gateway response header's value: a quoted literal, or a request header or query parameter."""
+    text = str(expression)
+    if _is_literal(text):
+        return text[1:-1]
+    if request is None:
+        return None
+    if text.startswith(_REQUEST_HEADER):
+        return request.header(text[len(_REQUEST_HEADER):])
+    if text.startswith(_REQUEST_QUERY):
+        return dict(_query_pairs(request.raw_query)).get(text[len(_REQUEST_QUERY):])
+    return None
+
+
+def gateway_responses(api: ApiStage) -> dict[str, dict]:
+    """The API's GatewayResponses by response type; ValueError for what API Gateway would refuse."""
+    responses = api.properties.get("GatewayResponses") or {}
+    for response_type, response in responses.items():
+        where = f"{_api_name(api)}.GatewayResponses.{response_type}"
+        if response_type not in GATEWAY_RESPONSE_TYPES:
+            raise ValueError(f"{where}: not an API Gateway response type")
+        for name, expression in ((response.get("ResponseParameters") or {}).get("Headers") or {}).items():
+            text = str(expression)
+            if not (_is_literal(text) or text.startswith((_REQUEST_HEADER, _REQUEST_QUERY))):
+                raise ValueError(f"{where}: header {name} = {text!r} is neither a quoted literal nor "
+                                 f"method.request.header.* / method.request.querystring.*")
+    return responses
+
+
+@dataclass(frozen=True)
+class CorsSettings:
+    """SAM's `Cors` of a REST API: the preflight's header values (None: the header is not sent)."""
+
+    allow_origin: str
+    allow_headers: str | None = None
+    allow_methods: str | None = None  # None: the path's methods, as SAM lists them
+    max_age: str | None = None
+    allow_credentials: bool = False
+
+
+def cors_settings(api: ApiStage) -> CorsSettings | None:
+    cors = api.properties.get("Cors") if api.kind == REST_API else None
+    if not cors:
+        return None
+    if isinstance(cors, str):  # SAM's shorthand: the allowed origin alone
+        cors = {"AllowOrigin": cors}
+    where = f"{_api_name(api)}.Cors"
+    origin = _static_value(cors.get("AllowOrigin"), f"{where}.AllowOrigin")
+    if not origin:
+        raise ValueError(f"{where}: AllowOrigin is required")
+    return CorsSettings(
+        allow_origin=origin,
+        allow_headers=_static_value(cors.get("AllowHeaders"), f"{where}.AllowHeaders"),
+        allow_methods=_static_value(cors.get("AllowMethods"), f"{where}.AllowMethods"),
+        max_age=_static_value(cors.get("MaxAge"), f"{where}.MaxAge"),
+        allow_credentials=cors.get("AllowCredentials") in (True, "true"),
+    )
+
+
+def preflight_methods(routes: list[ApiRoute], api_key: tuple[str, str | None], path: str) -> str:
+    """SAM's default Allow-Methods for a path: its methods and OPTIONS, or every method under ANY."""
+    methods = {route.method for route in routes if (route.api_type, route.api_id) == api_key and route.path == path}
+    return ",".join(sorted(ALL_METHODS if "ANY" in methods else methods | {"OPTIONS"}))
+
+
+def guarding_authorizer(api: ApiStage, event_authorizer: str | None, where: str) -> str | None:
+    """The name of the authorizer in front of a method: the event's own, else the API's default; None
+    when open (none, or `NONE`). Authorizers the local cloud cannot emulate are refused by name."""
+    auth = api.properties.get("Auth") or {}
+    name = event_authorizer or auth.get("DefaultAuthorizer")
+    if not name or name == "NONE":
+        return None
+    if api.kind == HTTP_API:
+        raise ValueError(f"{where}: HTTP API authorizers ({name}) are not emulated by the local cloud")
+    if name == "AWS_IAM":
+        raise ValueError(f"{where}: AWS_IAM authorization is not emulated by the local cloud")
+    return str(name)
+
+
+@dataclass(frozen=True)
+class RouteAuthorizer:
+    """A Cognito user pool authorizer of a REST API: the header with the token and who checks it."""
+
+    name: str
+    header: str
+    verifier: CognitoVerifier
+
+    def claims(self, request: HttpRequest) -> dict[str, str]:
+        """The token's claims in API Gateway's REST format, or TokenRejectedError."""
+        token = (request.header(self.header) or "").strip()
+        if token[:7].lower() == "bearer ":
+            token = token[7:].strip()
+        return rest_claims(self.verifier.verify(token or None))
+
+
+def build_authorizer(stack, api: ApiStage, name: str) -> RouteAuthorizer:
+    where = f"{_api_name(api)}.Auth.Authorizers.{name}"
+    config = ((api.properties.get("Auth") or {}).get("Authorizers") or {}).get(name)
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: no such authorizer")
+    if "UserPoolArn" not in config:
+        raise ValueError(f"{where}: only Cognito user pool authorizers are emulated (Lambda authorizers are not)")
+    identity = config.get("Identity") or {}
+    if config.get("AuthorizationScopes") or identity.get("ValidationExpression"):
+        raise ValueError(f"{where}: AuthorizationScopes and Identity.ValidationExpression are not emulated")
+    arns = config["UserPoolArn"] if isinstance(config["UserPoolArn"], list) else [config["UserPoolArn"]]
+    return RouteAuthorizer(name, str(identity.get("Header") or "Authorization"), CognitoVerifier(stack, arns))
+
+
 # -- the server ------------------------------------------------------------------------------------
 
 class ApiGateway:
@@ -504,7 +707,32 @@ class ApiGateway:
             if limits is not None:
                 self.buckets[route] = TokenBucket(*limits)
         self.integration_timeout = dict(INTEGRATION_TIMEOUT_SECONDS)
-        self.counters = {"requests": 0, "not_found": 0, "throttled": 0, "errors": 0}
+        self.cors = {key: cors_settings(api) for key, api in self.stages.items()}
+        for api in self.stages.values():
+            gateway_responses(api)  # a malformed one is refused now, not at the first error
+        self.authorizers: dict[ApiRoute, RouteAuthorizer] = {}
+        self.preflight_authorizers: dict[tuple[str, str | None], RouteAuthorizer] = {}
+        built: dict[tuple, RouteAuthorizer] = {}
+
+        def authorizer(key: tuple[str, str | None], name: str) -> RouteAuthorizer:
+            if (key, name) not in built:
+                built[(key, name)] = build_authorizer(stack, self.stages[key], name)
+            return built[(key, name)]
+
+        for route in self.routes:
+            key = (route.api_type, route.api_id)
+            name = guarding_authorizer(self.stages[key], route.authorizer,
+                                       f"{route.function_id}.Events.{route.event_id}")
+            if name is not None:
+                self.authorizers[route] = authorizer(key, name)
+        for key, api in self.stages.items():
+            auth = api.properties.get("Auth") or {}
+            if self.cors[key] and auth.get("AddDefaultAuthorizerToCorsPreflight", True) not in (False, "false"):
+                name = guarding_authorizer(api, None, f"{_api_name(api)}.Auth.DefaultAuthorizer")
+                if name is not None:
+                    self.preflight_authorizers[key] = authorizer(key, name)
+        self.counters = {"requests": 0, "not_found": 0, "throttled": 0, "unauthorized": 0, "preflights": 0,
+                         "errors": 0}
         self._counters_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -553,24 +781,39 @@ class ApiGateway:
         """What API Gateway answers to the request (routing, throttling, invocation, mapping)."""
         self._count("requests")
         request_id, epoch_seconds = str(uuid.uuid4()), time.time()
+        if request.method.upper() == "OPTIONS":
+            preflight = self._preflight_resource(request.raw_path)
+            if preflight is not None:
+                return self._preflight(request, request_id, *preflight)
         matched = match_route(self.routes, request.method, request.raw_path)
         if matched is None:
             self._count("not_found")
-            kind = self._unmatched_kind(request.raw_path)
-            return gateway_answer(NOT_FOUND[kind], request_id, kind)
+            kind, api = self._unmatched_api(request.raw_path)
+            return gateway_answer(NOT_FOUND[kind], request_id, kind, api=api, request=request)
         route, path_parameters = matched
         kind, api, version = route.api_type, self.stages[(route.api_type, route.api_id)], self.payload_versions[route]
+
+        def answer(gateway: GatewayAnswer) -> HttpResponse:
+            return gateway_answer(gateway, request_id, kind, api=api, request=request, resource_path=route.path)
+
         bucket = self.buckets.get(route)
         if bucket is not None and not bucket.take():
             self._count("throttled")
-            return gateway_answer(TOO_MANY_REQUESTS, request_id, kind)
+            return answer(TOO_MANY_REQUESTS)
+        authorization = None
+        if route in self.authorizers:
+            try:
+                authorization = {"claims": self.authorizers[route].claims(request)}
+            except TokenRejectedError as error:
+                self._count("unauthorized")
+                return answer(unauthorized(str(error)))
         shape = dict(account_id=self.runtime.account_id, port=self.port, request_id=request_id,
                      epoch_seconds=epoch_seconds)
         if version == "2.0":
             event = http_api_event(request, route, path_parameters, api, **shape)
         else:  # REST, or an HTTP API route that asks for payload 1.0 (which then carries "version")
             event = rest_event(request, route, path_parameters, api, version="1.0" if kind == HTTP_API else None,
-                               **shape)
+                               authorizer=authorization, **shape)
         started = time.monotonic()
         try:
             # Lambda hands API Gateway the result as JSON: a result that cannot be serialised is an error.
@@ -578,29 +821,70 @@ class ApiGateway:
         except FunctionThrottledError:
             self._count("errors")
             logger.warning("%s %s: %s throttled by Lambda", request.method, request.raw_path, route.function_id)
-            return gateway_answer(INVOCATION_REFUSED, request_id, kind)
+            return answer(INVOCATION_REFUSED)
         except Exception:  # noqa: BLE001 - API Gateway turns any function error into its 502
             self._count("errors")
             logger.warning("%s %s: %s failed", request.method, request.raw_path, route.function_id, exc_info=True)
-            return gateway_answer(FUNCTION_FAILED, request_id, kind)
+            return answer(FUNCTION_FAILED)
         if time.monotonic() - started > self.integration_timeout[kind]:
             self._count("errors")
-            return gateway_answer(INTEGRATION_TIMED_OUT[kind], request_id, kind)
+            return answer(INTEGRATION_TIMED_OUT[kind])
         try:
             response = proxy_response(result, api=api, payload_version=version, request=request)
         except MalformedResponseError as error:
             self._count("errors")
             logger.warning("%s %s: malformed Lambda proxy response from %s: %s", request.method, request.raw_path,
                            route.function_id, error)
-            return gateway_answer(FUNCTION_FAILED, request_id, kind)
+            return answer(FUNCTION_FAILED)
         response.headers.append((_request_id_header(kind), request_id))
         return response
 
-    def _unmatched_kind(self, raw_path: str) -> str:
-        """Whose "no route" answer to give: the API with a route on this path, else REST if there is one."""
-        on_path = [route.api_type for route in self.routes if match_path(route.path, raw_path) is not None]
-        kinds = on_path or [route.api_type for route in self.routes]
-        return REST_API if REST_API in kinds or not kinds else HTTP_API
+    def _unmatched_api(self, raw_path: str) -> tuple[str, ApiStage | None]:
+        """Whose "no route" answer to give: the API with a route on this path, else REST if there is one
+        (and that API, for its GatewayResponses, when it is the only candidate)."""
+        on_path = [route for route in self.routes if match_path(route.path, raw_path) is not None]
+        candidates = on_path or self.routes
+        kinds = [route.api_type for route in candidates]
+        kind = REST_API if REST_API in kinds or not kinds else HTTP_API
+        apis = {(route.api_type, route.api_id) for route in candidates if route.api_type == kind}
+        return kind, self.stages[apis.pop()] if len(apis) == 1 else None
+
+    def _preflight_resource(self, raw_path: str) -> tuple[tuple[str, str | None], str] | None:
+        """(API, path) when an OPTIONS request is a CORS preflight the gateway answers itself: the most
+        specific path it matches belongs to an API with Cors, and no event declares OPTIONS on it."""
+        on_path = [route for route in self.routes if match_path(route.path, raw_path) is not None]
+        if not on_path:
+            return None
+        best = min(on_path, key=lambda route: route_specificity(route)[:2])
+        key = (best.api_type, best.api_id)
+        if self.cors.get(key) is None or any(
+                route.method == "OPTIONS" and route.path == best.path and (route.api_type, route.api_id) == key
+                for route in self.routes):
+            return None
+        return key, best.path
+
+    def _preflight(self, request: HttpRequest, request_id: str, key: tuple[str, str | None], path: str) -> HttpResponse:
+        """SAM's mock OPTIONS method: the configured CORS headers, no function call."""
+        self._count("preflights")
+        api, cors = self.stages[key], self.cors[key]
+        if key in self.preflight_authorizers:
+            try:
+                self.preflight_authorizers[key].claims(request)
+            except TokenRejectedError as error:
+                self._count("unauthorized")
+                return gateway_answer(unauthorized(str(error)), request_id, REST_API, api=api, request=request,
+                                      resource_path=path)
+        headers = [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", cors.allow_origin)]
+        if cors.allow_headers:
+            headers.append(("Access-Control-Allow-Headers", cors.allow_headers))
+        methods = cors.allow_methods or preflight_methods(self.routes, key, path)
+        headers.append(("Access-Control-Allow-Methods", methods))
+        if cors.max_age is not None:
+            headers.append(("Access-Control-Max-Age", cors.max_age))
+        if cors.allow_credentials:
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        headers.append((_request_id_header(REST_API), request_id))
+        return HttpResponse(200, headers, b"{}")
 
     def _track(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:

@@ -231,6 +231,7 @@ class ApiRoute:
     event_id: str
     api_type: str  # "Api" (REST, payload 1.0) or "HttpApi"
     api_id: str | None = None
+    authorizer: str | None = None  # the event's Auth.Authorizer ("NONE": open despite a DefaultAuthorizer)
 
 
 def api_routes(functions, resolver) -> list[ApiRoute]:
@@ -241,8 +242,10 @@ def api_routes(functions, resolver) -> list[ApiRoute]:
                 continue
             props = resolver.resolve(event.get("Properties", {})) or {}
             api = props.get("RestApiId") or props.get("ApiId")
+            authorizer = (props.get("Auth") or {}).get("Authorizer")
             routes.append(ApiRoute(str(props.get("Method", "ANY")).upper(), props.get("Path", "$default"),
-                                   spec.logical_id, event_id, event["Type"], api if isinstance(api, str) else None))
+                                   spec.logical_id, event_id, event["Type"], api if isinstance(api, str) else None,
+                                   str(authorizer) if authorizer else None))
     return routes
 
 

@@ -7,10 +7,13 @@ creating anything; `Stack(...).provision()` creates what is missing and reuses w
 Resources are created in dependency order (Ref / GetAtt / Sub / DependsOn), so a queue's RedrivePolicy
 can name its DLQ's ARN. Functions, layers, IAM and other resources that need no emulated service are
 recorded (their Ref / Arn exist for the resolver) but not created; any other type is refused by name.
+Cognito user pools, their app clients and groups are recorded with ids derived from the stack name and
+logical id (the same in every process); `local_auth` stands in for the pool itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -48,6 +51,9 @@ RECORDED_TYPES = {
     "AWS::CloudWatch::Dashboard": "plain",
     "AWS::Serverless::Api": "plain",
     "AWS::Serverless::HttpApi": "plain",
+    "AWS::Cognito::UserPool": "user_pool",
+    "AWS::Cognito::UserPoolClient": "user_pool_client",
+    "AWS::Cognito::UserPoolGroup": "user_pool_group",
 }
 CREATED_TYPES = (
     "AWS::DynamoDB::Table",
@@ -65,7 +71,8 @@ _QUEUE_ATTRIBUTES = (
     "SqsManagedSseEnabled",
 )
 _QUEUE_CREATE_ONLY = ("FifoQueue",)
-_NAME_PROPERTIES = ("FunctionName", "LayerName", "RoleName", "ManagedPolicyName", "LogGroupName", "AlarmName")
+_NAME_PROPERTIES = ("FunctionName", "LayerName", "RoleName", "ManagedPolicyName", "LogGroupName", "AlarmName",
+                    "ClientName", "GroupName")
 
 
 class ProvisionError(RuntimeError):
@@ -283,6 +290,18 @@ class Stack:
         if style == "alarm":
             name = props.get("AlarmName", name)
             return Provisioned(logical_id, kind, name, {"Arn": self._arn("cloudwatch", f"alarm:{name}")})
+        if style == "user_pool":  # ids shaped like Cognito's: us-east-1_aD06NQmjO, a 26-character client id
+            pool_id = f"{self.region}_{_stable_id(name, 9, string.ascii_letters + string.digits)}"
+            provider = f"cognito-idp.{self.region}.amazonaws.com/{pool_id}"
+            return Provisioned(logical_id, kind, pool_id, {
+                "Arn": self._arn("cognito-idp", f"userpool/{pool_id}"), "ProviderName": provider,
+                "ProviderURL": f"https://{provider}", "UserPoolId": pool_id})
+        if style == "user_pool_client":
+            client_id = _stable_id(name, 26, string.ascii_lowercase + string.digits)
+            return Provisioned(logical_id, kind, client_id,
+                               {"ClientId": client_id, "Name": props.get("ClientName", name)})
+        if style == "user_pool_group":
+            return Provisioned(logical_id, kind, props.get("GroupName", name))
         return Provisioned(logical_id, kind, name)
 
     # -- one method per created type (named after the service) -------------------------------
@@ -455,6 +474,16 @@ def _table_request(name: str, props: dict) -> dict:
     if props.get("Tags"):
         request["Tags"] = props["Tags"]
     return request
+
+
+def _stable_id(seed: str, length: int, alphabet: str) -> str:
+    """`length` characters of `alphabet`, the same for the same seed in every process."""
+    number = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big")
+    characters = []
+    for _ in range(length):
+        number, index = divmod(number, len(alphabet))
+        characters.append(alphabet[index])
+    return "".join(characters)
 
 
 def _attribute_string(value: Any) -> str:

@@ -41,6 +41,10 @@ class Settings(BaseModel):
     allocation_rules_parameter: str = Field(alias="ALLOCATION_RULES_PARAMETER", min_length=1)
     review_queue_url: str = Field(alias="REVIEW_QUEUE_URL", min_length=1)
     review_items_table: str = Field(alias="REVIEW_ITEMS_TABLE", min_length=1)
+    audit_log_table: str = Field(alias="AUDIT_LOG_TABLE", min_length=1)
+    review_claim_minutes: int = Field(alias="REVIEW_CLAIM_MINUTES", ge=1, le=240)
+    # Browser origins allowed to call the reviewer API (comma-separated).
+    reviewer_allowed_origins: str = Field(alias="REVIEWER_ALLOWED_ORIGINS", min_length=1)
     wms_confirm_timeout_seconds: float = Field(alias="WMS_CONFIRM_TIMEOUT_SECONDS", gt=0)
     source_max_age_seconds: int = Field(alias="SOURCE_MAX_AGE_SECONDS", ge=60)
     risk_aggregates_table: str = Field(alias="RISK_AGGREGATES_TABLE", min_length=1)

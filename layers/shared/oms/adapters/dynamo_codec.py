@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 _serializer = TypeSerializer()
@@ -18,3 +20,19 @@ def from_item(item: dict) -> dict:
 
 def to_value(value: object) -> dict:
     return _serializer.serialize(value)
+
+
+def document_value(document: object) -> dict:
+    """A JSON-like document (scores, facts) as an attribute value: floats become Decimal through their
+    shortest text (boto3 refuses floats)."""
+    return _serializer.serialize(_without_floats(document))
+
+
+def _without_floats(value: object) -> object:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: _without_floats(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_floats(inner) for inner in value]
+    return value

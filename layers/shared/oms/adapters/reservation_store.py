@@ -13,12 +13,11 @@ from __future__ import annotations
 import random
 import time
 from datetime import datetime
-from decimal import Decimal
 
 from botocore.exceptions import ClientError
 
 from oms.adapters import aws
-from oms.adapters.dynamo_codec import from_item, to_item, to_value
+from oms.adapters.dynamo_codec import document_value, from_item, to_item, to_value
 from oms.adapters.inventory_table import STOCK_ENTRY, line_entry, stock_id
 from oms.domain.allocation import Shipment
 from oms.domain.order import format_utc
@@ -54,22 +53,30 @@ class ReservationStore:
     # Holding units --------------------------------------------------------------------------
 
     def reserve(self, order_key: str, shipments: tuple[Shipment, ...], decision: dict, now: datetime, *,
-                confirmed_allocation: dict | None = None) -> Reservation | None:
+                confirmed_allocation: dict | None = None, excluded: tuple[str, ...] = (),
+                replacing: Reservation | None = None) -> Reservation | None:
         """Hold every unit of the plan and put the decision on the order; None when the order already
         has a reservation. State pending (the order `reserving`) until the WMS confirms - or, where
         nothing needs confirming, `confirmed_allocation` given: confirmed and the order `allocated`
-        in this same transaction (one write of the order instead of two)."""
+        in this same transaction (one write of the order instead of two). `replacing`: a refusal
+        (nothing held) that a reviewer overrules; it must still be that refusal."""
         state = PENDING if confirmed_allocation is None else CONFIRMED
-        record = {"order_key": order_key, "state": state, "version": 1, "shipments": _shipments_value(shipments),
-                  "created_at": format_utc(now), "updated_at": format_utc(now), "excluded": []}
-        items = [{"Put": {"TableName": self._reservations, "Item": to_item(record),
-                          "ConditionExpression": "attribute_not_exists(order_key)"}}]
+        version = 1 if replacing is None else replacing.version + 1
+        record = {"order_key": order_key, "state": state, "version": version, "shipments": _shipments_value(shipments),
+                  "created_at": format_utc(now), "updated_at": format_utc(now), "excluded": list(excluded)}
+        put = {"TableName": self._reservations, "Item": to_item(record),
+               "ConditionExpression": "attribute_not_exists(order_key)"}
+        if replacing is not None:
+            put.update(ConditionExpression="#state = :refused AND version = :version",
+                       ExpressionAttributeNames={"#state": "state"},
+                       ExpressionAttributeValues={":refused": {"S": REFUSED}, ":version": {"N": str(replacing.version)}})
+        items = [{"Put": put}]
         items += self._stock_changes(order_key, {}, units_of(shipments))
         items.append(self._order_update(order_key, "reserving" if confirmed_allocation is None else "allocated", now,
                                         decision=decision, allocation=confirmed_allocation))
         reasons = self._transact(items)
         if reasons is None:
-            return Reservation(order_key, state, 1, shipments)
+            return Reservation(order_key, state, version, shipments, excluded=tuple(excluded))
         if reasons[0] == "ConditionalCheckFailed":
             return None
         raise InsufficientStockError(self._short(items, reasons))
@@ -213,10 +220,10 @@ class ReservationStore:
             ":status": {"S": fulfillment_status}, ":now": {"S": format_utc(now)}}
         if allocation is not None:
             sets.append("allocation = :allocation")
-            values[":allocation"] = to_value(_stored(allocation))
+            values[":allocation"] = document_value(allocation)
         if decision is not None:
             sets.append("allocation_decision = :decision")
-            values[":decision"] = to_value(_stored(decision))
+            values[":decision"] = document_value(decision)
         return {"Update": {
             "TableName": self._orders, "Key": {"order_key": {"S": order_key}},
             "UpdateExpression": "SET " + ", ".join(sets), "ConditionExpression": "attribute_exists(order_key)",
@@ -248,17 +255,6 @@ class ReservationStore:
                 warehouse_id, _, sku = update["Key"]["stock_id"]["S"].partition("#")
                 short.append((warehouse_id, sku))
         return short
-
-
-def _stored(document):
-    """A JSON-like document as DynamoDB takes it: floats as Decimal (boto3 refuses floats)."""
-    if isinstance(document, float):
-        return Decimal(str(document))
-    if isinstance(document, dict):
-        return {key: _stored(value) for key, value in document.items()}
-    if isinstance(document, list | tuple):
-        return [_stored(value) for value in document]
-    return document
 
 
 def _shipments_value(shipments: tuple[Shipment, ...]) -> list[dict]:

@@ -13,13 +13,18 @@ redeliver an old message after a reviewer resolved the item; that must not reope
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
+from datetime import datetime
 
 from botocore.exceptions import ClientError
 
 from oms.adapters import aws
-from oms.adapters.dynamo_codec import to_value
+from oms.adapters.dynamo_codec import document_value, from_item
 from oms.domain.order import format_utc
+from oms.domain.review import stamp
 from oms.services.messages import ReviewMessage
 
 STATUS_INDEX = "by_status"
@@ -39,7 +44,7 @@ class ReviewItemsTable:
         already says, or than its resolution: changes nothing)."""
         item_id = review_item_id(message.source, message.order_key)
         at = format_utc(message.at)
-        values = {":reason": {"S": message.reason}, ":detail": {"S": message.detail}, ":facts": to_value(message.facts),
+        values = {":reason": {"S": message.reason}, ":detail": {"S": message.detail}, ":facts": document_value(message.facts),
                   ":at": {"S": at}, ":one": {"N": "1"}, ":open": {"S": "open"}}
         fields = "reason = :reason, detail = :detail, facts = :facts, updated_at = :at"
         item = {"item_id": {"S": item_id}, "order_key": {"S": message.order_key},
@@ -76,3 +81,96 @@ class ReviewItemsTable:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+
+    # Reviewers ----------------------------------------------------------------------------------
+
+    def get(self, item_id: str) -> dict | None:
+        item = self._dynamodb.get_item(TableName=self.name, Key={"item_id": {"S": item_id}},
+                                       ConsistentRead=True).get("Item")
+        return None if item is None else from_item(item)
+
+    def list(self, *, status: str, sources: tuple[str, ...], reason: str | None = None, channel: str | None = None,
+             created_before: datetime | None = None, limit: int = 50, cursor: str | None = None) -> tuple[list, str | None]:
+        """A page of items in `status`, oldest first, of the given sources (and reason, channel, age);
+        the cursor of the next page or None. A Query on `by_status`; the filters narrow each page."""
+        names = {"#status": "status", "#source": "source"}
+        values = {":status": {"S": status}}
+        condition = "#status = :status"
+        if created_before is not None:
+            condition += " AND created_at <= :before"
+            values[":before"] = {"S": format_utc(created_before)}
+        sources_in = []
+        for index, source in enumerate(sources):
+            values[f":s{index}"] = {"S": source}
+            sources_in.append(f":s{index}")
+        filters = [f"#source IN ({', '.join(sources_in)})"]
+        if reason:
+            filters.append("reason = :reason")
+            values[":reason"] = {"S": reason}
+        if channel:
+            filters.append("channel = :channel")
+            values[":channel"] = {"S": channel}
+        kwargs = {"TableName": self.name, "IndexName": STATUS_INDEX, "KeyConditionExpression": condition,
+                  "FilterExpression": " AND ".join(filters), "ExpressionAttributeNames": names,
+                  "ExpressionAttributeValues": values}
+        start = _decode_cursor(cursor)
+        found: list[dict] = []
+        last_key: dict = {}
+        while True:
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            kwargs["Limit"] = max(limit - len(found), 1) * 2  # a filtered page may hold fewer
+            page = self._dynamodb.query(**kwargs)
+            for item in page["Items"]:
+                if len(found) == limit:
+                    return found, _encode_cursor(last_key)
+                found.append(from_item(item))
+                last_key = {name: item[name] for name in ("item_id", "status", "created_at")}
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found, None
+            if len(found) == limit:
+                return found, _encode_cursor(last_key)
+
+    def claim(self, item_id: str, reviewer: str, now: datetime, until: datetime) -> dict | None:
+        """Hold an open item until `until` unless someone else holds it; the item, or None when refused."""
+        try:
+            response = self._dynamodb.update_item(
+                TableName=self.name, Key={"item_id": {"S": item_id}},
+                UpdateExpression="SET claimed_by = :who, claim_expires_at = :until",
+                ConditionExpression="#status = :open AND (attribute_not_exists(claimed_by) OR claimed_by = :who "
+                                    "OR claim_expires_at <= :now)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":who": {"S": reviewer}, ":until": {"S": stamp(until)},
+                                           ":now": {"S": stamp(now)}, ":open": {"S": "open"}},
+                ReturnValues="ALL_NEW")
+            return from_item(response["Attributes"])
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+
+    def resolve(self, item_id: str, reviewer: str, resolution: dict, now: datetime) -> bool:
+        """Close the item with the decision, only while this reviewer's claim holds."""
+        return self._update(
+            item_id, "SET #status = :resolved, resolution = :resolution, resolved_at = :now "
+                     "REMOVE claimed_by, claim_expires_at",
+            "#status = :open AND claimed_by = :who AND claim_expires_at > :now",
+            {":resolved": {"S": "resolved"}, ":resolution": document_value(resolution), ":now": {"S": stamp(now)},
+             ":open": {"S": "open"}, ":who": {"S": reviewer}})
+
+
+def _encode_cursor(key: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> dict | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ValueError("cursor is not one this API gave out") from None
+    if not isinstance(key, dict) or set(key) != {"item_id", "status", "created_at"}:
+        raise ValueError("cursor is not one this API gave out")
+    return key

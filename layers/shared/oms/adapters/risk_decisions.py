@@ -35,6 +35,17 @@ class RiskDecisionsTable:
                             {":status": {"S": risk_status}, ":outcome": to_value(outcome),
                              ":now": {"S": format_utc(now)}, ":verifying": {"S": "verifying"}})
 
+    def transition(self, order_key: str, to: str, allowed_from: tuple[str, ...], outcome: dict, now: datetime) -> bool:
+        """A reviewer's move of the order's risk status (release a hold, verify again); False when the
+        order is not in one of `allowed_from` any more."""
+        values = {":status": {"S": to}, ":outcome": to_value(outcome), ":now": {"S": format_utc(now)}}
+        allowed = []
+        for index, status in enumerate(allowed_from):
+            values[f":from{index}"] = {"S": status}
+            allowed.append(f":from{index}")
+        return self._update(order_key, "SET risk_status = :status, risk_review = :outcome, risk_updated_at = :now",
+                            f"risk_status IN ({', '.join(allowed)})", values)
+
     def promote_ready(self, order_key: str, now: datetime) -> bool:
         """Allocated and cleared -> `ready_to_ship`. False when either is missing (or it is done)."""
         return self._update(order_key, "SET fulfillment_status = :ready, ready_at = :now",

@@ -78,6 +78,19 @@ class VerificationsTable:
              ":sending": {"S": "sending"}, ":sent": {"S": "sent"},
              ":purge": {"N": str(int((expires_at + PURGE_AFTER).timestamp()))}})
 
+    def reopen(self, verification_id: str, code_hash: str, expires_at: datetime, max_attempts: int) -> bool:
+        """A reviewer's resend after the verification failed or expired: a new code, attempts from zero,
+        open again (state `sending` until the SMS is out). False when it was verified meanwhile."""
+        return self._update(
+            verification_id,
+            "SET code_hash = :hash, expires_at = :expires, attempts = :zero, max_attempts = :max, #state = :sending, "
+            "#open = :open, purge_at = :purge REMOVE closed_at",
+            "attribute_exists(verification_id) AND #state <> :verified",
+            {":hash": {"S": code_hash}, ":expires": {"N": str(int(expires_at.timestamp()))}, ":zero": {"N": "0"},
+             ":max": {"N": str(max_attempts)}, ":sending": {"S": "sending"}, ":open": {"S": "open"},
+             ":verified": {"S": "verified"}, ":purge": {"N": str(int((expires_at + PURGE_AFTER).timestamp()))}},
+            names={"#open": "open"})
+
     def mark_sent(self, verification_id: str, message_id: str) -> bool:
         return self._update(verification_id, "SET #state = :sent, message_id = :id ADD sends :one",
                             "#state = :sending",

@@ -97,21 +97,35 @@ def _demand_of(order: OrderToAllocate, ports: AllocationPorts):
 
 
 def _decide_and_hold(order: OrderToAllocate, demand, held: Reservation | None, excluded: tuple[str, ...],
-                     ports: AllocationPorts) -> AllocationOutcome:
+                     ports: AllocationPorts, *, reviewing: bool = False, only: str | None = None) -> AllocationOutcome:
+    """Decide and hold (or move what `held` holds). `reviewing`: a reviewer's decision - a refusal goes
+    back to the reviewer (state `refused`) instead of to the review queue, and a refused reservation
+    `held` is replaced; `only` is the warehouse the reviewer chose, if any."""
     destination = Destination(order.country, order.province)
     rules: AllocationRules = ports.rules()
+    refusal = held if held is not None and held.state == REFUSED else None
+    if refusal is not None:
+        held = None
     for _ in range(MAX_ROUNDS):
         facts = ports.facts.for_order(demand, destination)
+        if only is not None:
+            excluded = tuple(sorted({f.warehouse.warehouse_id for f in facts} - {only}))
         decision = decide_allocation(demand, destination, facts, rules, ports.clock.now(), exclude=frozenset(excluded))
         if decision.refusal is not None:
+            if reviewing:
+                return AllocationOutcome(order.order_key, "refused", reason=decision.refusal)
             return _refuse(order.order_key, decision.refusal, decision.detail, decision.as_dict(), ports, held=held)
         try:
             if held is None:
                 # Without a WMS step there is nothing to wait for: held and confirmed in one write.
-                confirmed = None if ports.wms is not None else _allocation_record(decision.shipments, (), 1)
+                version = 1 if refusal is None else refusal.version + 1
+                confirmed = None if ports.wms is not None else _allocation_record(decision.shipments, excluded, version)
                 held = ports.reservations.reserve(order.order_key, decision.shipments, decision.as_dict(),
-                                                  ports.clock.now(), confirmed_allocation=confirmed)
-                if held is None:  # another delivery of this order got there first
+                                                  ports.clock.now(), confirmed_allocation=confirmed, excluded=excluded,
+                                                  replacing=refusal)
+                if held is None:  # another delivery of this order (or another reviewer) got there first
+                    if refusal is not None:
+                        raise ReservationChangedError(order.order_key)
                     return _finish(order, ports.reservations.get(order.order_key), ports)
                 if held.state == CONFIRMED:
                     return _allocated(held, ports)
@@ -220,6 +234,22 @@ def _finish(order: OrderToAllocate | None, held: Reservation, ports: AllocationP
         return _decide_and_hold(order, demand, held, excluded, ports)
     warehouses = [shipment.warehouse_id for shipment in held.shipments]
     return AllocationOutcome(held.order_key, "already_decided", warehouses, reason=held.state)
+
+
+def reassign_order(order: OrderToAllocate, warehouse_id: str | None, ports: AllocationPorts) -> AllocationOutcome:
+    """A reviewer's decision: hold the order's units at `warehouse_id` - or, None, wherever the engine
+    now finds best - moving what the order holds, or replacing its refusal, in one transaction.
+    `refused` (with the engine's reason) when that warehouse cannot take it: nothing changed."""
+    held = ports.reservations.get(order.order_key)
+    if held is not None and held.state in (RELEASED, DEDUCTED):
+        return AllocationOutcome(order.order_key, "closed", reason=held.state)
+    demand = _demand_of(order, ports)
+    if isinstance(demand, UnmappedSkus):
+        return AllocationOutcome(order.order_key, "refused", reason="unmapped_sku")
+    if held is not None and held.holding and warehouse_id is None:
+        return AllocationOutcome(order.order_key, "already_decided", [s.warehouse_id for s in held.shipments])
+    return _decide_and_hold(order, demand, held, held.excluded if held is not None else (), ports,
+                            reviewing=True, only=warehouse_id)
 
 
 def release_order(order_key: str, reason: str, ports: AllocationPorts) -> AllocationOutcome:

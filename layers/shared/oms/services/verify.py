@@ -82,7 +82,10 @@ class SmsVerification:
     def __init__(self, ports: VerificationPorts):
         self._ports = ports
 
-    def start(self, order, decision: RiskDecision) -> str | None:
+    def start(self, order, decision: RiskDecision | None = None, *, again: bool = False) -> str | None:
+        """Send a code for the order (`order.ship_to.phone`); the verification id, or None when no SMS
+        can reach the buyer. `again`: a reviewer's resend - a closed (failed, expired) verification
+        opens again with a new code."""
         ship_to = order.ship_to
         phone = getattr(ship_to, "phone", None)
         if not phone or getattr(ship_to, "encrypted", False):
@@ -94,13 +97,17 @@ class SmsVerification:
         now = ports.clock.now()
         expires = now + ports.valid_for
         route = ports.route_of(order.channel)
-        if not ports.store.create(vid, order.order_key, code_hash(key, vid, code), expires, ports.max_attempts, route,
-                                  mask_phone(phone), now):
+        hashed = code_hash(key, vid, code)
+        if not ports.store.create(vid, order.order_key, hashed, expires, ports.max_attempts, route, mask_phone(phone),
+                                  now):
             existing = ports.store.get(vid)
-            if existing.state != "sending":
+            if again:
+                if not ports.store.reopen(vid, hashed, expires, ports.max_attempts):
+                    return None  # verified meanwhile: nothing to resend
+            elif existing.state != "sending":
                 return vid  # sent before (a redelivery): the buyer has a code already
             # A crash between storing and sending: a new code, so the one never confirmed sent is void.
-            if not ports.store.rearm(vid, code_hash(key, vid, code), expires):
+            elif not ports.store.rearm(vid, hashed, expires):
                 return vid
         link = f"{ports.confirm_url.rstrip('/')}/verifications/{vid}" if ports.confirm_url else None
         try:

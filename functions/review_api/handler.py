@@ -1,0 +1,267 @@
+"""The reviewer API (SPEC C8): API Gateway (REST, Cognito user pool authorizer) -> this function.
+
+Thin: the Powertools REST resolver validates every request and response against the models below
+(`enable_validation=True`; a bad body or query is a 422 that names the field), reads the reviewer
+from the authorizer's claims (`email`, `cognito:groups`), calls one use-case of
+`oms.services.review`, and maps its refusals to 401/403/404/409/422. The OpenAPI document generated
+from this module is committed at docs/openapi/reviewer-api.json (`oms openapi --write`; a test
+fails when the two differ).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from oms.domain.order import CHANNELS
+from oms.domain.review import (
+    ROLES,
+    SOURCES,
+    ClaimConflictError,
+    ForbiddenError,
+    InvalidActionError,
+    ItemNotFoundError,
+    Reviewer,
+)
+from oms.observability import logger
+from oms.services import review
+from oms.settings import get_settings
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class UnauthenticatedError(Exception):
+    """No usable identity in the request (API Gateway's authorizer normally stops these first)."""
+
+
+# Routes on a Router; the resolver is built at first use with the CORS origins from the settings
+# (configuration is read when needed, never at import).
+app = Router()
+
+ItemId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="a review item's id")]
+
+
+class ErrorResponse(BaseModel):
+    message: str
+
+
+class ReviewItemResponse(BaseModel):
+    item_id: str
+    order_key: str
+    channel: str | None = None
+    source: str
+    reason: str
+    detail: str
+    facts: dict[str, Any]
+    status: str
+    created_at: str | None = None
+    updated_at: str | None = None
+    occurrences: int
+    claimed_by: str | None = None
+    claim_expires_at: str | None = None
+    resolution: dict[str, Any] | None = None
+
+
+class ReviewItemDetailResponse(ReviewItemResponse):
+    order: dict[str, Any] | None = Field(description="the order with its allocation scores, risk facts and reservation")
+
+
+class ReviewItemPageResponse(BaseModel):
+    items: list[ReviewItemResponse]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500, description="why, for the audit log")
+
+
+class ReassignRequest(DecisionRequest):
+    warehouse_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="where the units go")
+
+
+class DecisionResponse(BaseModel):
+    item_id: str
+    order_key: str
+    action: str
+    outcome: str
+    order: dict[str, Any]
+
+
+class AuditEntryResponse(BaseModel):
+    item_id: str
+    entry: str
+    order_key: str
+    who: str
+    role: str
+    action: str
+    reason: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    at: str
+
+
+_ERRORS = {status: {"description": text, "content": {"application/json": {"model": ErrorResponse}}}
+           for status, text in ((401, "no valid token"), (403, "the role may not do this"), (404, "no such item"),
+                                (409, "claimed by someone else, resolved already, or refused by the engines"))}
+
+
+def _responses(model) -> dict:
+    """The route's success model and the errors every route may answer."""
+    return {200: {"description": "OK", "content": {"application/json": {"model": model}}}, **_ERRORS}
+
+
+@lru_cache(maxsize=1)
+def _ports() -> review.ReviewPorts:
+    from oms.services.review_dependencies import review_ports
+
+    return review_ports(get_settings())
+
+
+def _reviewer() -> Reviewer:
+    claims = app.current_event.request_context.authorizer.claims or {}
+    # The pool signs users in by e-mail, so `cognito:username` is an opaque id: the e-mail says who.
+    username = claims.get("email") or claims.get("cognito:username") or claims.get("username")
+    if not username:
+        raise UnauthenticatedError("no reviewer identity in the request")
+    return Reviewer(username=username, roles=tuple(g for g in _groups(claims.get("cognito:groups")) if g in ROLES))
+
+
+def _groups(value: Any) -> list[str]:
+    """API Gateway passes a list claim to a REST API as text ("[reviewer admin]" or a JSON list)."""
+    if isinstance(value, list):
+        return [str(group) for group in value]
+    if not value:
+        return []
+    text = str(value).strip()
+    if text.startswith("[") and '"' in text:
+        try:
+            return [str(group) for group in json.loads(text)]
+        except ValueError:
+            pass
+    return [group for group in re.split(r"[\s,\[\]]+", text) if group]
+
+
+def _page(items: list[dict], cursor: str | None) -> ReviewItemPageResponse:
+    return ReviewItemPageResponse(items=[ReviewItemResponse(**item) for item in items], next_cursor=cursor)
+
+
+@app.get("/review/items", responses=_responses(ReviewItemPageResponse), summary="Review items, oldest first, with filters")
+def list_items(
+    status: Annotated[Literal["open", "resolved"], Query()] = "open",
+    reason: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,64}$")] = None,
+    channel: Annotated[Literal[CHANNELS] | None, Query()] = None,  # type: ignore[valid-type]
+    source: Annotated[Literal[SOURCES] | None, Query()] = None,  # type: ignore[valid-type]
+    older_than_minutes: Annotated[int | None, Query(ge=1, le=60 * 24 * 90)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> ReviewItemPageResponse:
+    query = review.ListQuery(status=status, reason=reason, channel=channel, source=source,
+                             older_than_minutes=older_than_minutes, limit=limit, cursor=cursor)
+    try:
+        items, next_cursor = review.list_items(_reviewer(), query, _ports())
+    except ValueError as error:  # a cursor this API never gave out
+        raise InvalidActionError(str(error)) from None
+    return _page(items, next_cursor)
+
+
+@app.get("/review/items/<item_id>", responses=_responses(ReviewItemDetailResponse), summary="One item with its order, scores and risk facts")
+def get_item(item_id: ItemId) -> ReviewItemDetailResponse:
+    return ReviewItemDetailResponse(**review.get_item(_reviewer(), item_id, _ports()))
+
+
+@app.post("/review/items/<item_id>/claim", responses=_responses(ReviewItemResponse), summary="Hold the item for a while (a lease)")
+def claim_item(item_id: ItemId) -> ReviewItemResponse:
+    return ReviewItemResponse(**review.claim_item(_reviewer(), item_id, _ports()))
+
+
+def _decide(item_id: str, action: str, body: DecisionRequest, warehouse_id: str | None = None) -> DecisionResponse:
+    return DecisionResponse(**review.decide(_reviewer(), item_id, action, body.reason, _ports(),
+                                            warehouse_id=warehouse_id))
+
+
+@app.post("/review/items/<item_id>/approve", responses=_responses(DecisionResponse),
+          summary="Let the order go on: allocate it again (allocation) or clear its risk hold")
+def approve(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
+    return _decide(item_id, "approve", body)
+
+
+@app.post("/review/items/<item_id>/reject", responses=_responses(DecisionResponse),
+          summary="Reject the order: its reserved units are released")
+def reject(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
+    return _decide(item_id, "reject", body)
+
+
+@app.post("/review/items/<item_id>/reassign", responses=_responses(DecisionResponse),
+          summary="Hold the order's units at another warehouse (atomically)")
+def reassign(item_id: ItemId, body: ReassignRequest) -> DecisionResponse:
+    return _decide(item_id, "reassign", body, body.warehouse_id)
+
+
+@app.post("/review/items/<item_id>/release-hold", responses=_responses(DecisionResponse), summary="Release a risk hold")
+def release_hold(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
+    return _decide(item_id, "release_hold", body)
+
+
+@app.post("/review/items/<item_id>/resend-code", responses=_responses(DecisionResponse),
+          summary="Send the buyer a new verification code (the order is held for it again)")
+def resend_code(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
+    return _decide(item_id, "resend_code", body)
+
+
+@app.get("/review/items/<item_id>/audit", responses=_responses(list[AuditEntryResponse]), summary="Every decision on the item (admins)")
+def item_audit(item_id: ItemId) -> list[AuditEntryResponse]:
+    return [AuditEntryResponse(**entry) for entry in review.audit_of(_reviewer(), item_id, _ports())]
+
+
+@app.get("/review/audit", responses=_responses(list[AuditEntryResponse]), summary="A day's decisions across items (admins)")
+def day_audit(day: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]) -> list[AuditEntryResponse]:
+    return [AuditEntryResponse(**entry) for entry in review.audit_of_day(_reviewer(), day, _ports())]
+
+
+def _error(status: int, error: Exception) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=ErrorResponse(message=str(error)).model_dump_json())
+
+
+_STATUS_OF = ((UnauthenticatedError, 401), (ForbiddenError, 403), (ItemNotFoundError, 404),
+              (ClaimConflictError, 409), (review.ActionRefusedError, 409), (InvalidActionError, 422))
+
+
+def build_resolver(allowed_origins: str) -> APIGatewayRestResolver:
+    """The resolver with this API's routes, its error mapping and CORS for the configured origins."""
+    origins = [origin.strip() for origin in allowed_origins.split(",") if origin.strip()]
+    cors = CORSConfig(allow_origin=origins[0] if origins else "https://localhost", extra_origins=origins[1:],
+                      allow_headers=["Authorization", "Content-Type"], max_age=600)
+    resolver = APIGatewayRestResolver(enable_validation=True, cors=cors)
+    resolver.include_router(app)
+    for error_type, status in _STATUS_OF:
+        resolver.exception_handler(error_type)(lambda error, status=status: _error(status, error))
+    return resolver
+
+
+@lru_cache(maxsize=1)
+def _resolver() -> APIGatewayRestResolver:
+    return build_resolver(get_settings().reviewer_allowed_origins)
+
+
+def openapi_document() -> dict:
+    """The API's OpenAPI document (what `oms openapi` writes and the contract test compares)."""
+    return json.loads(build_resolver("https://localhost").get_openapi_json_schema(
+        title="OMS reviewer API", version="1",
+        description="Work the manual-review queue: list, claim and decide review items. Cognito ID token in "
+                    "the Authorization header; groups reviewer, risk_reviewer, admin.",
+        security_schemes={"cognito": APIKey(name="Authorization", **{"in": APIKeyIn.header})},
+        security=[{"cognito": []}]))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return _resolver().resolve(event, context)
