@@ -50,10 +50,13 @@ def _client_factory(settings: Settings, deadline: float | None):
 
 
 def _ingest_ports(settings: Settings, channel: str) -> IngestPorts:
+    from oms.adapters.review_queue import SqsReviewQueue
+
     return IngestPorts(
         orders=OrdersTable(settings.orders_table, settings.raw_payload_bucket),
         quarantine=QuarantineTable(settings.quarantine_table),
         normalizer=normalizer_for(channel),
+        review=SqsReviewQueue(settings.review_queue_url),
     )
 
 

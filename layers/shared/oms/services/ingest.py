@@ -45,10 +45,11 @@ from oms.ports import (
     ResumablePage,
     ResumePoint,
     RetryQueue,
+    ReviewQueue,
     SaveResult,
     ShopCursor,
 )
-from oms.services.messages import FailedWindowMessage, WindowFailure
+from oms.services.messages import FailedWindowMessage, ReviewMessage, WindowFailure
 
 QUARANTINED = "quarantined"
 # The shortest window a deadline can shrink a poll to; must stay longer than the overlap re-read.
@@ -79,6 +80,7 @@ class IngestPorts:
     orders: OrderRepository
     quarantine: QuarantineRepository
     normalizer: ModuleType
+    review: ReviewQueue | None = None  # where a quarantined order is announced to the reviewers
 
 
 def ingest_window(
@@ -125,9 +127,14 @@ def ingest_window(
         raw, order = pair
         if isinstance(order, MalformedOrderError):
             order_id = ports.normalizer.order_id_of(raw)
-            ports.quarantine.quarantine(
+            quarantined = ports.quarantine.quarantine(
                 channel=client.channel, shop_id=shop_id, channel_order_id=order_id, reason=order.reason, raw=raw
             )
+            if ports.review is not None:  # a person fixes the cause, then replays it (reviewer API)
+                ports.review.send(ReviewMessage(
+                    order_key=quarantined, source="quarantine", reason="malformed_order", detail=order.reason,
+                    at=datetime.now(UTC), facts={"quarantine_id": quarantined, "channel": client.channel,
+                                                 "shop_id": shop_id}))
             if on_saved is not None:
                 on_saved(order_key(client.channel, shop_id, order_id or "?"), QUARANTINED)
             return QUARANTINED

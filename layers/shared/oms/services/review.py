@@ -49,6 +49,7 @@ class ReviewPorts:
     allocation: Callable[[], object]  # -> AllocationPorts (built on first use)
     risk: object  # oms.adapters.risk_decisions.RiskDecisionsTable
     verification: Callable[[], object]  # -> SmsVerification
+    quarantine: object  # oms.adapters.quarantine_table.QuarantineTable
     clock: Clock
     claim_for: timedelta = DEFAULT_CLAIM
 
@@ -130,7 +131,7 @@ def decide(reviewer: Reviewer, item_id: str, action: str, reason: str, ports: Re
         raise ClaimConflictError(f"claim item {item_id} first")
     order_key = item["order_key"]
     before = _order_state(order_key, ports)
-    if before is None:
+    if before is None and item["source"] != "quarantine":  # a quarantined order may never have been stored
         raise ActionRefusedError(f"order {order_key} is not stored")
     outcome = _apply(action, item, before, reason, warehouse_id, ports)
     after = _order_state(order_key, ports)
@@ -157,6 +158,8 @@ def _apply(action: str, item: dict, before: dict, reason: str, warehouse_id: str
 
     order_key, now = item["order_key"], ports.clock.now()
     note = {"by_review": item["item_id"], "reason": reason, "at": _iso(now)}
+    if item["source"] == "quarantine":
+        return _settle_quarantined(action, item, ports)
     if action in ("approve", "release_hold") and item["source"] in ("risk", "verification"):
         if not ports.risk.transition(order_key, "cleared", HELD_STATUSES, {**note, "action": action}, now):
             raise ActionRefusedError(f"order {order_key} is not held by risk (risk_status {before.get('risk_status')})")
@@ -181,6 +184,22 @@ def _apply(action: str, item: dict, before: dict, reason: str, warehouse_id: str
         ports.risk.transition(order_key, "verifying", HELD_STATUSES, {**note, "action": action}, now)
         return "code_sent"
     raise InvalidActionError(f"{action} is not available through the API yet")
+
+
+def _settle_quarantined(action: str, item: dict, ports: ReviewPorts) -> str:
+    """Replay (or approve: the same) re-normalizes the stored payload with today's code; reject dismisses it."""
+    from oms.services.quarantine import QuarantineItemNotFoundError, replay_quarantined
+
+    if action == "reject":
+        return "dismissed"
+    quarantine_id = (item.get("facts") or {}).get("quarantine_id") or item["order_key"]
+    try:
+        outcome = replay_quarantined(quarantine_id, ports.quarantine, ports.orders)
+    except QuarantineItemNotFoundError as error:
+        raise ActionRefusedError(str(error)) from None
+    if outcome.state == "still_malformed":
+        raise ActionRefusedError(f"{quarantine_id} still does not normalize: {outcome.detail}")
+    return f"{outcome.state}: {outcome.detail}"
 
 
 def _readable_item(reviewer: Reviewer, item_id: str, ports: ReviewPorts) -> dict:

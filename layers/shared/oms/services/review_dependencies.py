@@ -13,6 +13,7 @@ from oms.settings import Settings
 def review_ports(settings: Settings, *, clock=None, allocation=None, verification=None):
     from oms.adapters.audit_log_table import AuditLogTable
     from oms.adapters.orders_table import OrdersTable
+    from oms.adapters.quarantine_table import QuarantineTable
     from oms.adapters.reservation_store import ReservationStore
     from oms.adapters.review_items_table import ReviewItemsTable
     from oms.adapters.risk_decisions import RiskDecisionsTable
@@ -41,6 +42,7 @@ def review_ports(settings: Settings, *, clock=None, allocation=None, verificatio
         allocation=allocation or allocation_ports,
         risk=RiskDecisionsTable(settings.orders_table),
         verification=verification or sms_verification,
+        quarantine=QuarantineTable(settings.quarantine_table),
         clock=clock,
         claim_for=timedelta(minutes=settings.review_claim_minutes),
     )
