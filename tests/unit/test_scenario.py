@@ -1,19 +1,29 @@
 """Scenario generation and the order book, without HTTP: realistic payloads, determinism, rates,
-re-touched orders, late cancellations, malformed orders our normalizers reject, backdating, ids."""
+re-touched orders, late cancellations, malformed orders our normalizers reject, backdating, ids, and
+the fraud ring the risk rules must catch while normal buyers stay below them."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
+from oms.domain.address_fingerprint import address_fingerprint
 from oms.domain.order import MalformedOrderError
 from oms.normalizers import normalizer_for
 from omsdev.simulators.orderbook import OrderBook
-from omsdev.simulators.scenario import DOUBLE_11, STEADY_DAY, Scenario, ScenarioRunner, generator_for
+from omsdev.simulators.scenario import (
+    DOUBLE_11,
+    STEADY_DAY,
+    FraudRing,
+    Scenario,
+    ScenarioRunner,
+    generator_for,
+)
 
 FAST = 200 * 86400  # orders per day for ~200 orders per second
 
@@ -230,3 +240,117 @@ def test_a_runner_needs_books_that_know_their_channel():
     # GIVEN a book without a channel  THEN no runner can feed it
     with pytest.raises(ValueError):
         ScenarioRunner(OrderBook(), STEADY_DAY)
+
+
+# Fraud ring ---------------------------------------------------------------------------------------
+
+CHANNELS = ("taobao", "jd", "pdd", "douyin", "kuaishou", "amazon", "aliexpress", "shopify")
+DAY = timedelta(hours=24)
+
+
+def generated_day(orders_per_shop: int, fraud_ring: FraudRing | None) -> tuple[ScenarioRunner, dict]:
+    """A day of orders in every channel's shop, with the demo's mess, everything due applied now."""
+    books = {channel: OrderBook(channel) for channel in CHANNELS}
+    scenario = Scenario(cancel_share=0.1, duplicate_share=0.1, malformed_share=0.02, fraud_ring=fraud_ring)
+    runner = ScenarioRunner(list(books.values()), scenario)
+    runner.seed_backlog(orders_per_shop, spread=DAY - timedelta(minutes=1))
+    runner.apply_due_updates(all_now=True)
+    return runner, books
+
+
+def risk_view(books: dict, leave_out: set[str] = frozenset()) -> tuple[dict, dict]:
+    """What the risk aggregates would hold: address fingerprint -> accounts, and account -> its orders as
+    (paid at, returned), from every order our normalizers accept, apart from `leave_out`."""
+    accounts, orders = defaultdict(set), defaultdict(list)
+    for channel, book in books.items():
+        normalizer = normalizer_for(channel)
+        for entry in book.entries():
+            if entry.malformed or entry.order_id in leave_out:
+                continue
+            order = normalizer.normalize(entry.payload, "s")
+            if order.buyer_id is None:
+                continue
+            account = (channel, order.buyer_id)
+            orders[account].append((order.paid_at or order.created_at, order.status in ("refunding", "refunded")))
+            fingerprint = address_fingerprint(channel, order.ship_to) if order.ship_to else None
+            if fingerprint is not None:
+                accounts[fingerprint].add(account)
+    return accounts, orders
+
+
+def most_in_24_hours(orders: list[tuple[str, bool]]) -> int:
+    times = sorted(datetime.fromisoformat(paid) for paid, _ in orders)
+    return max(sum(1 for earlier in times if last - DAY <= earlier <= last) for last in times)
+
+
+def return_rate(orders: list[tuple[str, bool]]) -> float:
+    return sum(returned for _, returned in orders) / len(orders)
+
+
+@pytest.fixture(scope="module")
+def fraud_day():
+    return generated_day(1000, FraudRing())
+
+
+def test_the_fraud_ring_ships_from_eight_new_accounts_to_one_flat_written_several_ways(fraud_day):
+    # GIVEN a generated day with the fraud ring on (ring on Shopify)
+    runner, books = fraud_day
+    ring = [books["shopify"].get(order_id).payload for order_id in runner.ring_ids]
+    # THEN its 8 orders come from 8 accounts, their address lines spelled at least 4 ways ...
+    assert len(ring) == 8 and len({order["customer"]["id"] for order in ring}) == 8
+    assert len({order["shipping_address"]["address1"] for order in ring}) >= 4
+    # ... and all of them are one address to the risk engine: 5 accounts or more on one fingerprint
+    normalizer = normalizer_for("shopify")
+    fingerprints = {address_fingerprint("shopify", normalizer.normalize(order, "s").ship_to) for order in ring}
+    assert len(fingerprints) == 1
+    accounts, _ = risk_view({"shopify": books["shopify"]})
+    assert len(accounts[fingerprints.pop()]) >= 5
+
+
+def test_the_serial_returner_orders_more_than_15_times_in_24_hours_and_sends_most_back(fraud_day):
+    # GIVEN a generated day with the fraud ring on (returner on Douyin)
+    runner, books = fraud_day
+    normalizer = normalizer_for("douyin")
+    orders = [normalizer.normalize(books["douyin"].get(order_id).payload, "s") for order_id in runner.returner_ids]
+    # THEN one account placed 19 orders within 24 hours, 14 of them refunded (74% > 60%) ...
+    assert len({order.buyer_id for order in orders}) == 1
+    history = [(order.paid_at, order.status in ("refunding", "refunded")) for order in orders]
+    assert len(history) == 19 and most_in_24_hours(history) > 15
+    assert return_rate(history) > 0.6 and sorted(runner.refunded_ids) == sorted(
+        order.channel_order_id for order in orders if order.status == "refunded")
+    # ... with a plain phone an SMS code can reach (Douyin encrypts everyone else's)
+    assert all(not order.ship_to.encrypted and re.fullmatch(r"1[3-9]\d{9}", order.ship_to.phone) for order in orders)
+
+
+def test_normal_buyers_stay_below_both_risk_rules_over_a_generated_day(fraud_day):
+    # GIVEN a generated day, the fraud ring's orders left out
+    runner, books = fraud_day
+    accounts, orders = risk_view(books, leave_out=set(runner.ring_ids) | set(runner.returner_ids))
+    assert len(orders) > 5000  # the day really was generated and read
+    # THEN no address has 5 accounts (a handful of shared places would make every order a ring) ...
+    assert max(len(users) for users in accounts.values()) < 5
+    # ... and no buyer has more than 15 orders in 24 h with more than 60% returned
+    busy = {account: history for account, history in orders.items() if most_in_24_hours(history) > 15}
+    assert all(return_rate(history) <= 0.6 for history in busy.values()), busy
+
+
+def test_the_returns_arrive_after_the_orders_they_return_so_the_oms_reads_them_paid_first():
+    # GIVEN the ring on, its returns 20 s and the returner's next order 45 s after the backlog is seeded
+    books = [OrderBook("shopify"), OrderBook("douyin")]
+    runner = ScenarioRunner(books, Scenario(fraud_ring=FraudRing(refund_after=20, late_after=45)))
+    runner.seed_backlog(3)
+    # THEN right after seeding every returner order is still paid, and the returns wait their turn
+    normalizer = normalizer_for("douyin")
+    assert {normalizer.normalize(books[1].get(i).payload, "s").status for i in runner.returner_ids} == {"paid"}
+    assert runner.apply_due_updates() == 0 and runner.pending_updates >= 15
+    assert len(runner.returner_ids) == 18 and runner.refunded_ids == []
+
+
+def test_the_fraud_ring_is_off_by_default_and_refuses_a_channel_that_cannot_play_it():
+    # GIVEN the default scenario  THEN no ring
+    runner = ScenarioRunner([OrderBook("shopify"), OrderBook("douyin")], STEADY_DAY)
+    runner.seed_backlog(5)
+    assert Scenario().fraud_ring is None and runner.ring_ids == runner.returner_ids == []
+    # AND a returner on a channel without refunds here is refused up front
+    with pytest.raises(ValueError, match="amazon"):
+        ScenarioRunner([OrderBook("amazon")], Scenario(fraud_ring=FraudRing(returner_channel="amazon")))

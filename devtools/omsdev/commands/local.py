@@ -8,11 +8,11 @@ import threading
 import time
 from datetime import timedelta
 
-from omsdev import allocation_demo
+from omsdev import allocation_demo, risk_demo
 from omsdev.demo import IngestTally, reconcile, simulated_channels, start_shop
 from omsdev.localcloud.cloud import DEFAULT_TEMPLATE, LocalCloud
 from omsdev.simulators.base import FaultPlan
-from omsdev.simulators.scenario import Scenario, ScenarioRunner
+from omsdev.simulators.scenario import FraudRing, Scenario, ScenarioRunner
 
 # One demo shop per channel; Amazon's getOrderItems (0.5/s) is raised so the demo shows it within
 # a minute, like a seller on a higher usage plan.
@@ -27,8 +27,10 @@ DEMO_PARAMETERS = {"LogLevel": "WARNING", "InitialLookbackSeconds": "5400"}
 SCENARIOS = {
     # A quiet shop day, sped up so something happens every few seconds, with the usual mess:
     # re-touched orders, late cancellations, a malformed order now and then, 10% API faults.
+    # And a fraud ring for the risk engine to catch: new accounts shipping to one flat, a serial returner.
     "demo": dict(scenario=Scenario(orders_per_day=3000 * 40, cancel_share=0.1, duplicate_share=0.1,
-                                   malformed_share=0.02, late_update_seconds=10, backdate=timedelta(minutes=3)),
+                                   malformed_share=0.02, late_update_seconds=10, backdate=timedelta(minutes=3),
+                                   fraud_ring=FraudRing()),
                  backlog=120, fault_rate=0.1),
     "double11": dict(scenario=Scenario(orders_per_day=3000, peak_factor=50, backdate=timedelta(minutes=3)),
                      backlog=500, fault_rate=0.0),
@@ -45,6 +47,7 @@ def register(subparsers) -> None:
     up.add_argument("--speed", type=float, default=4.0, help="schedule speed-up: rate(1 minute) fires every 60/speed s")
     up.add_argument("--endpoint", default=None, help="use this AWS-compatible endpoint (e.g. LocalStack) instead of starting moto")
     up.add_argument("--port", type=int, default=4566, help="port of the moto server it starts")
+    up.add_argument("--api-port", type=int, default=3000, help="port of the template's API routes (0: a free one)")
     up.add_argument("--template", default=str(DEFAULT_TEMPLATE))
     up.add_argument("--stack-name", default="oms-local")
     up.set_defaults(run=run_up)
@@ -72,10 +75,11 @@ def run_up(args) -> int:
     preset = SCENARIOS[args.scenario]
     cloud = LocalCloud(args.template, endpoint=args.endpoint, port=args.port, speed=args.speed,
                        stack_name=args.stack_name, parameter_overrides=DEMO_PARAMETERS,
-                       start_event_sources=False, server="process")
+                       start_event_sources=False, server="process",
+                       api_port=None if args.duration == 0 else args.api_port)
     try:
         cloud.start()
-    except RuntimeError as error:  # e.g. nothing answers at --endpoint
+    except (RuntimeError, OSError) as error:  # e.g. nothing answers at --endpoint, --api-port is taken
         print(f"oms local up: {error}", file=sys.stderr)
         return 2
     print(f"local cloud: endpoint {cloud.endpoint}, stack {args.stack_name}, template {args.template}")
@@ -83,6 +87,9 @@ def run_up(args) -> int:
         cloud.stop()
         print("resources provisioned; nothing else started (--duration 0)")
         return 0
+    print(f"API: {cloud.api_url} (POST /verifications/{{verification_id}})")
+    sms = risk_demo.start_sms()
+    print(f"simulator: Aliyun SMS at {sms.url}")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -114,6 +121,10 @@ def run_up(args) -> int:
                 break
     finally:
         runner.stop()
+        if preset["scenario"].fraud_ring is not None and not stop.is_set():  # Ctrl-C stops at once
+            print("risk: other event sources stopped, RiskFunction reads on to the fraud ring's last orders…", flush=True)
+            waited = risk_demo.finish_fraud_decisions(cloud, runner, shops, stop, timeout=150)
+            print("risk: " + (f"reached them in {waited:.0f} s" if waited is not None else "not reached in 150 s"))
         print("stopping: waiting for running invocations…", flush=True)
         cloud.stop_wiring()
         print(_progress(cloud, tally, started))
@@ -127,6 +138,9 @@ def run_up(args) -> int:
             )
         for line in allocation_demo.summary():
             print(line)
+        for line in risk_demo.summary(runner, shops, sms):
+            print(line)
+        sms.stop()
         for shop in shops:
             shop.simulator.stop()
         for simulator in sources:

@@ -24,12 +24,18 @@ Enforces what the real open platform does (facts and sources: oms/adapters/chann
   is set per app in its console); over it 60000 "触发限流，请稍后重试" isp.traffic-limited. Injected
   429 faults answer that envelope with HTTP 200, 5xx faults a 503 with 20000 isp.service-error.
 
+Orders of a buyer the scenario chooses (`for_buyer`, the serial returner of a fraud ring) carry the
+receiver in plain text, as Douyin's documentation sample does, so an SMS code can reach the buyer; a
+`refund` is a return after shipment (退货退款) whose refund succeeded on every line.
+
 `on_page(params)` runs before each list page is served, so a test can change orders between pages;
 `list_requests` records every served list call (start, end, page, size).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import secrets
@@ -56,7 +62,7 @@ from omsdev.simulators.orderbook import (
     by_created_at,
     by_updated_at,
 )
-from omsdev.simulators.scenario import OrderGenerator, next_id
+from omsdev.simulators.scenario import OrderGenerator, Persona, next_id
 
 SEARCH_PATH, REFRESH_PATH = "/order/searchList", "/token/refresh"
 SEARCH_METHOD, REFRESH_METHOD = "order.searchList", "token.refresh"
@@ -210,17 +216,39 @@ class DouyinOrders(OrderGenerator):
         """A new version with only `update_time` changed (e.g. the seller edited the remark)."""
         return self._rewrite(order_id, moment, lambda entry, at: self._restamped(entry.payload, at))
 
-    def ship(self, order_id: str, moment: datetime) -> datetime:
-        def shipped(entry: BookEntry, at: datetime) -> dict:
-            stamp = _stamp(at)
-            tracking = f"SF{next_id() % 10**13:013d}"
-            return self._restamped(entry.payload, at, order_status=3, order_status_desc="已发货", main_status=3,
-                                   main_status_desc="已发货", ship_time=stamp,
-                                   logistics_info=[{"tracking_no": tracking, "company": "shunfeng",
-                                                    "company_name": "顺丰速运", "ship_time": stamp}],
-                                   line_changes={"order_status": 3, "order_status_desc": "已发货"})
+    @classmethod
+    def _shipped(cls, payload: dict, at: datetime, **line_changes) -> dict:
+        stamp = _stamp(at)
+        tracking = f"SF{next_id() % 10**13:013d}"
+        return cls._restamped(payload, at, order_status=3, order_status_desc="已发货", main_status=3,
+                              main_status_desc="已发货", ship_time=stamp,
+                              logistics_info=[{"tracking_no": tracking, "company": "shunfeng",
+                                               "company_name": "顺丰速运", "ship_time": stamp}],
+                              line_changes={"order_status": 3, "order_status_desc": "已发货", **line_changes})
 
-        return self._rewrite(order_id, moment, shipped)
+    def ship(self, order_id: str, moment: datetime) -> datetime:
+        return self._rewrite(order_id, moment, lambda entry, at: self._shipped(entry.payload, at))
+
+    def for_buyer(self, payload: dict, buyer: Persona) -> dict:
+        """The buyer's own open id (the same for each of their orders) and a plain-text receiver."""
+        digest = hashlib.sha256(f"douyin-buyer-{buyer.account}".encode()).digest()
+        place = next((p for p in _PLACES if p[0][0] == buyer.province and p[2][0] == buyer.district), None)
+        region = {"province": {"name": buyer.province, "id": place[0][1] if place else ""},
+                  "city": {"name": buyer.city, "id": place[1][1] if place else ""},
+                  "town": {"name": buyer.district, "id": place[2][1] if place else ""},
+                  "street": _region(place[3]) if place else {"name": "", "id": ""}}
+        phone = buyer.phone
+        return {**payload, "doudian_open_id": f"#{base64.urlsafe_b64encode(digest).decode().rstrip('=')}=",
+                "post_receiver": buyer.name, "encrypt_post_receiver": "", "mask_post_receiver": buyer.name[:1] + "*",
+                "post_tel": phone, "encrypt_post_tel": "", "mask_post_tel": f"{phone[:1]}{'*' * (len(phone) - 2)}{phone[-1:]}",
+                "post_addr": {**region, "detail": buyer.line, "encrypt_detail": ""},
+                "mask_post_addr": {**region, "detail": buyer.line[:3] + "***"}}
+
+    def refund(self, order_id: str, moment: datetime) -> datetime:
+        """The goods went out and came back: shipped, and every line's return refunded (退货退款, refund_status 3)."""
+        refund = {"after_sale_status": 12, "after_sale_type": 0, "refund_status": 3}
+        return self._rewrite(order_id, moment, lambda entry, at: self._shipped(entry.payload, at, after_sale_info=refund),
+                             cancel=True)
 
     def cancel(self, order_id: str, moment: datetime) -> datetime:
         """A paid Douyin order is cancelled by a refund before shipment (仅退款, refund_status 3)."""

@@ -378,7 +378,8 @@ class KuaishouOrders(OrderGenerator):
         paid = _ms(moment)
         buyer = self.rng.getrandbits(120)
         province, province_code, city, city_code, district, district_code, town, street = self.rng.choice(_PLACES)
-        address_seed = self.rng.randint(1, 500)
+        # The buyer's own address: a small pool would put 5 accounts on one address (a fraud ring, to risk).
+        address_seed = self.rng.randint(1, 10**9)
         item = {
             "itemId": item_id, "skuId": sku_id, "relItemId": 0, "relSkuId": 0, "skuNick": sku_code,
             "goodsCode": goods_code, "itemTitle": title, "skuDesc": description, "num": quantity,

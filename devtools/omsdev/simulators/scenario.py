@@ -15,6 +15,11 @@ A `Scenario` says how orders arrive: a steady day's rate, a Double 11 peak (50x)
 malformed orders, a `backdate` that shifts every timestamp into the past (Amazon only serves orders
 updated at least 2 minutes ago), a seed (same seed, same orders apart from ids and times) and a
 `speed` that compresses scenario time. Ids are unique across runs (wall-clock microseconds).
+
+Normal buyers look like nobody the risk rules (SPEC C6) should hold: each ships to a home of its own
+(`_home`: a street number and flat that follow from the buyer's number) and orders a few times a day at
+most. A scenario's `fraud_ring` (`FraudRing`) adds the two patterns the rules must catch: new accounts
+shipping to one flat, written in several ways, and a buyer who orders at volume and returns most of it.
 """
 
 from __future__ import annotations
@@ -39,14 +44,28 @@ _CATALOGUE = [
     ("JASMINE-100", "Jasmine Silver Needle", "100 g", "56.00", 44001122334477, 8001122334477, "B0CX2A7Q4M"),
     ("LONGJING-250", "West Lake Longjing", "250 g", "318.00", 44001122334488, 8001122334488, "B0CX3D5R6N"),
 ]
-# country code, country, province, city, address1, address2, zip, first name, last name, phone
+# country code, country, province, city, address1, address2, zip, first name, last name, phone;
+# {number} and {unit} in the address lines are the buyer's own (`_home`)
 _PLACES = [
-    ("HK", "Hong Kong", "Kowloon", "Kowloon", "Flat 8B, 23 Nathan Road", "Tsim Sha Tsui", "", "Wing", "Chan", "+852 5123 4567"),
-    ("US", "United States", "Washington", "Seattle", "410 Terry Ave N", "", "98109", "Dana", "Smith", "+1 206 555 0100"),
-    ("CN", "China", "广东省", "深圳市", "南山区科技园科苑路15号", "", "518057", "娜", "李", "+86 138 0013 8000"),
-    ("DE", "Germany", "Baden-Württemberg", "Stuttgart", "Königstraße 12", "", "70173", "Jürgen", "Müller", "+49 711 555 0142"),
-    ("JP", "Japan", "東京都", "港区", "六本木6丁目10-1", "六本木ヒルズ 1203号室", "106-6112", "芳", "王", "03-5555-0199"),
+    ("HK", "Hong Kong", "Kowloon", "Kowloon", "Flat {unit}, {number} Nathan Road", "Tsim Sha Tsui", "", "Wing", "Chan", "+852 5123 4567"),
+    ("US", "United States", "Washington", "Seattle", "{number} Terry Ave N", "Apt {unit}", "98109", "Dana", "Smith", "+1 206 555 0100"),
+    ("CN", "China", "广东省", "深圳市", "南山区科技园科苑路{number}号", "{unit}室", "518057", "娜", "李", "+86 138 0013 8000"),
+    ("DE", "Germany", "Baden-Württemberg", "Stuttgart", "Königstraße {number}", "Wohnung {unit}", "70173", "Jürgen", "Müller", "+49 711 555 0142"),
+    ("JP", "Japan", "東京都", "港区", "六本木6丁目{number}-1", "六本木ヒルズ {unit}号室", "106-6112", "芳", "王", "03-5555-0199"),
 ]
+_STREET_NUMBERS, _FLOORS = 400, 300  # `_home` is one-to-one for buyer numbers below 400 x 300
+_SHOPIFY_CUSTOMERS = 5000  # customer numbers 1..5000; Amazon buyers are numbered above them
+_AMAZON_BUYERS = (10_000, 119_999)
+# The fraud ring's flat (Shenzhen, Nanshan, 科苑路15号, building 3, room 501) as its accounts write it:
+# province, city, address line (the district in it: Shopify's form has no district field), postal code.
+# Full-width digits, with and without 省/市, 3栋 / 3号楼 / 3幢, Chinese numerals: one address fingerprint.
+_RING_FLAT = [
+    ("广东省", "深圳市", "南山区科苑路15号3栋501室", "518057"),
+    ("广东", "深圳", "南山区科苑路１５号３号楼５０１", ""),
+    ("广东省", "深圳市", "广东省深圳市南山区科苑路15号3幢501房", "518057"),
+    ("广东", "深圳市", "南山区科苑路十五号三号楼五〇一室", ""),
+]
+_RING_NAMES = ("王磊", "李静", "张伟", "刘洋", "陈晨", "杨帆", "赵敏", "黄涛")
 # marketplace id -> sales channel, currency, HKD -> currency factor, decimal places
 AMAZON_MARKETPLACES = {
     "A1PA6795UKMFR9": ("Amazon.de", "EUR", Decimal("0.1"), 2),
@@ -72,6 +91,57 @@ class _Ids:
 next_id = _Ids()  # 16 digits, below 2**53 until the 23rd century
 
 
+def _home(place: tuple, buyer: int) -> tuple[str, str]:
+    """Address lines 1 and 2 of a buyer's own flat in one of `_PLACES`: its street number and flat follow
+    from the buyer's number, so two buyers never share an address (a shared one is what risk looks for)."""
+    floor, street_number = divmod(buyer % (_STREET_NUMBERS * _FLOORS), _STREET_NUMBERS)
+    parts = {"number": street_number + 1, "unit": f"{floor + 1}{'ABCD'[buyer % 4]}"}
+    return place[4].format(**parts), place[5].format(**parts)
+
+
+def _mobile(account: int) -> str:
+    """A mainland mobile number (1[3-9] and 9 digits) that follows from an account number."""
+    return f"1{3 + account % 7}{account // 7 % 10**9:09d}"
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A buyer the scenario chooses instead of the generator: a fraud ring's account, the serial returner.
+
+    A mainland buyer: `account` becomes the channel's buyer id (same account, same id), the receiver is
+    in plain text. `line` is the address line as the buyer typed it, which may repeat the district or the
+    province (Shopify's form has no district field, so the ring's lines carry it); `district` fills a
+    channel's district field where it has one.
+    """
+
+    account: int
+    name: str
+    phone: str  # 11 digits
+    province: str
+    city: str
+    district: str
+    line: str
+    postal_code: str = ""
+
+
+def ring_accounts(count: int) -> list[Persona]:
+    """`count` new accounts (fresh numbers) shipping to one flat, each writing it one of `_RING_FLAT`'s ways."""
+    accounts = []
+    for index in range(count):
+        province, city, line, postal_code = _RING_FLAT[index % len(_RING_FLAT)]
+        account = next_id()
+        accounts.append(Persona(account, _RING_NAMES[index % len(_RING_NAMES)], _mobile(account), province, city,
+                                "南山区", line, postal_code))
+    return accounts
+
+
+def serial_returner() -> Persona:
+    """The buyer who orders at volume and sends most of it back (a fresh account number per run)."""
+    account = next_id()
+    return Persona(account, "周凯", _mobile(account), "湖北省", "武汉市", "洪山区",
+                   "珞喻路1037号华中科技大学西十二舍302", "430074")
+
+
 def _whole_seconds(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"order times must be timezone-aware, got {moment!r}")
@@ -83,6 +153,8 @@ class OrderGenerator:
 
     A channel's generator implements `build`, `touch` and `cancel`; it lives in
     `omsdev.simulators.<channel>` as `ORDER_GENERATOR` (Shopify and Amazon, the first two, live here).
+    A channel that can play a part in a `FraudRing` also implements `for_buyer` (and `refund` for the
+    serial returner).
     """
 
     channel = ""
@@ -107,18 +179,29 @@ class OrderGenerator:
                       open=entry.open and not cancel, malformed=entry.malformed)
         return moment
 
-    def create(self, moment: datetime, *, malformed: bool | str = False) -> str:
-        """Write a new order; `malformed` True (the first of `malformations`) or one of them by name."""
+    def create(self, moment: datetime, *, malformed: bool | str = False, buyer: Persona | None = None) -> str:
+        """Write a new order; `malformed` True (the first of `malformations`) or one of them by name;
+        `buyer` a chosen buyer and receiver instead of the generator's own."""
         moment = _whole_seconds(moment)
         kind = self.malformations[0] if malformed is True else (malformed or None)
         if kind is not None and kind not in self.malformations:
             raise ValueError(f"unknown malformation {kind!r}; known: {self.malformations}")
         order_id, payload = self.build(moment, malformed=kind)
+        if buyer is not None:
+            payload = self.for_buyer(payload, buyer)
         self.book.put(order_id, payload, updated_at=moment, created_at=moment, malformed=kind is not None)
         return order_id
 
     def build(self, moment: datetime, *, malformed: str | None = None) -> tuple[str, dict]:
         raise NotImplementedError
+
+    def for_buyer(self, payload: dict, buyer: Persona) -> dict:
+        """A built payload with `buyer` as its buyer and receiver."""
+        raise NotImplementedError(f"{self.channel} orders cannot carry a chosen buyer")
+
+    def refund(self, order_id: str, moment: datetime) -> datetime:
+        """The buyer sends the order back and is refunded: a newer version with the platform's refund status."""
+        raise NotImplementedError(f"{self.channel} orders have no refund here")
 
 
 class ShopifyOrders(OrderGenerator):
@@ -156,13 +239,16 @@ class ShopifyOrders(OrderGenerator):
         subtotal = sum((Decimal(line["price"]) * line["quantity"] for line in lines), Decimal(0))
         shipping = Decimal("50.00")
         total = f"{subtotal + shipping:.2f}"
-        code, country, province, city, address1, address2, postal, first, last, phone = self.rng.choice(_PLACES)
+        customer = self.rng.randint(1, _SHOPIFY_CUSTOMERS)
+        place = _PLACES[customer % len(_PLACES)]  # a customer ships to their own home
+        code, country, province, city, _line1, _line2, postal, first, last, phone = place
+        address1, address2 = _home(place, customer)
         address = {
             "first_name": first, "last_name": last, "name": f"{first} {last}", "address1": address1,
             "address2": address2, "city": city, "province": province, "province_code": None, "country": country,
             "country_code": code, "zip": postal, "phone": phone, "company": None, "latitude": None, "longitude": None,
         }
-        customer_id = 7_700_000_000_000 + self.rng.randint(1, 5000)
+        customer_id = 7_700_000_000_000 + customer
         email = f"buyer{customer_id}@example.com"
         stamp = self._stamp(moment)
         if malformed == "quantity_text":  # what broken upstream integrations really send
@@ -191,6 +277,18 @@ class ShopifyOrders(OrderGenerator):
             "line_items": lines,
         }
         return str(order_id), payload
+
+    def for_buyer(self, payload: dict, buyer: Persona) -> dict:
+        """A Chinese buyer's account and address (a cross-border order from the Hong Kong store)."""
+        family, given = buyer.name[:1], buyer.name[1:]
+        email = f"buyer{buyer.account}@example.com"
+        address = {**payload["shipping_address"], "first_name": given, "last_name": family, "name": buyer.name,
+                   "address1": buyer.line, "address2": "", "city": buyer.city, "province": buyer.province,
+                   "country": "China", "country_code": "CN", "zip": buyer.postal_code, "phone": f"+86 {buyer.phone}"}
+        customer = {**payload["customer"], "id": buyer.account, "email": email, "first_name": given,
+                    "last_name": family, "admin_graphql_api_id": f"gid://shopify/Customer/{buyer.account}"}
+        return {**payload, "email": email, "contact_email": email, "customer": customer,
+                "shipping_address": address, "billing_address": dict(address)}
 
     def touch(self, order_id: str, moment: datetime) -> datetime:
         """A new version with only `updated_at` changed (e.g. a note or tag edited)."""
@@ -250,7 +348,9 @@ class AmazonOrders(OrderGenerator):
             del items[0]["QuantityOrdered"]
         country = _COUNTRY_OF[self.marketplace]
         place = next(p for p in _PLACES if p[0] == country)
-        code, _country, province, city, address1, address2, postal, first, last, phone = place
+        code, _country, province, city, _line1, _line2, postal, first, last, phone = place
+        buyer = self.rng.randint(*_AMAZON_BUYERS)
+        address1, address2 = _home(place, buyer)
         name = f"{first} {last}" if code != "JP" else f"{last}{first}"
         stamp = self._stamp(moment)
         order = {
@@ -267,7 +367,9 @@ class AmazonOrders(OrderGenerator):
             "ShippingAddress": {"Name": name, "AddressLine1": address1, **({"AddressLine2": address2} if address2 else {}),
                                 "City": city, "StateOrRegion": province, "PostalCode": postal, "CountryCode": code,
                                 "Phone": phone, "AddressType": "Residential"},
-            "BuyerInfo": {"BuyerEmail": f"{self.rng.getrandbits(60):015x}@marketplace.{self.sales_channel.lower()}"},
+            # Amazon's anonymised buyer email, one per buyer (an odd multiplier is one-to-one modulo 2**60)
+            "BuyerInfo": {"BuyerEmail": f"{buyer * 0x9E3779B97F4A7C15 % 2**60:015x}"
+                                        f"@marketplace.{self.sales_channel.lower()}"},
         }
         return order_id, {"order": order, "items": items}
 
@@ -304,6 +406,36 @@ def generator_for(channel: str, book: OrderBook, seed: int = 7, **options) -> Or
 
 
 @dataclass(frozen=True)
+class FraudRing:
+    """The two patterns the risk rules (SPEC C6) must catch, mixed into a scenario's orders.
+
+    - The ring: `accounts` new accounts on `ring_channel`, one order each over the backlog's span, all to
+      one flat written four ways (`_RING_FLAT`): one address fingerprint, so from the 5th account on the
+      shared-address rule sends their orders to review.
+    - The serial returner on `returner_channel`: `orders` orders over the backlog's span; `returns` of them
+      sent back `refund_after` seconds after the scenario's orders begin (newer versions with the platform's
+      refund status); one more order `late_after` seconds in. By then the buyer has more than 15 orders in
+      24 h and returned more than 60% (14 of 19 by default): the volume-and-returns rule holds that order.
+    The delays are wall seconds from the backlog's seeding (or the run's start), set for the demo's pollers,
+    which read every shop every 15-20 s: the first orders must have been read as paid before their refunds
+    arrive (a refund seen before the sale counts no paid order), and the next order must come a poll later
+    than the refunds (a poll writes a page's orders in parallel: in one poll it could be assessed first).
+    """
+
+    ring_channel: str = "shopify"
+    accounts: int = 8
+    returner_channel: str = "douyin"
+    orders: int = 18
+    returns: int = 14
+    refund_after: float = 20.0
+    late_after: float = 45.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.returns <= self.orders or self.accounts < 0 or not 0 <= self.refund_after <= self.late_after:
+            raise ValueError(f"an impossible fraud ring: {self}")
+
+
+@dataclass(frozen=True)
 class Scenario:
     orders_per_day: float = 3000
     peak_factor: float = 1.0  # 50 for Double 11
@@ -314,6 +446,7 @@ class Scenario:
     backdate: timedelta = timedelta(0)
     seed: int = 7
     speed: float = 1.0  # scenario seconds per wall second: arrivals and late updates come this much faster
+    fraud_ring: FraudRing | None = None  # off by default; the demo turns it on
 
     @property
     def orders_per_second(self) -> float:
@@ -328,7 +461,9 @@ class ScenarioRunner:
     """Feeds order books (or generators) at the scenario's rate, with its re-touches and cancellations.
 
     `targets`: an OrderBook whose `channel` is set, a generator, or a list of them. Records what it
-    did in `created_ids`, `touched_ids`, `cancelled_ids` and `malformed_ids` (ground truth for tests).
+    did in `created_ids`, `touched_ids`, `cancelled_ids` and `malformed_ids`, and for a fraud ring in
+    `ring_ids`, `returner_ids` and `refunded_ids` (ground truth for tests and the demo's summary). A part
+    of the ring whose channel has no generator here is left out.
     """
 
     def __init__(self, targets, scenario: Scenario = STEADY_DAY):
@@ -341,7 +476,8 @@ class ScenarioRunner:
             for index, t in enumerate(targets)
         ]
         self._rng = random.Random(scenario.seed)
-        self._later: list[tuple[float, str, OrderGenerator, str]] = []  # (due monotonic, action, generator, id)
+        # (due monotonic, action, generator, order id; for "returner_order" the buyer)
+        self._later: list[tuple[float, str, OrderGenerator, str | Persona]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -351,6 +487,28 @@ class ScenarioRunner:
         self.touched_ids: list[str] = []
         self.cancelled_ids: list[str] = []
         self.malformed_ids: list[str] = []
+        self.ring_ids: list[str] = []
+        self.returner_ids: list[str] = []
+        self.refunded_ids: list[str] = []
+        self.returner: Persona | None = None
+        self._fraud_planted = False
+        self._ring_generator, self._returner_generator = self._fraud_generators()
+
+    def _fraud_generators(self) -> tuple[OrderGenerator | None, OrderGenerator | None]:
+        fraud = self.scenario.fraud_ring
+        if fraud is None:
+            return None, None
+        first_of: dict[str, OrderGenerator] = {}
+        for generator in self.generators:
+            first_of.setdefault(generator.channel, generator)
+        ring, returner = first_of.get(fraud.ring_channel), first_of.get(fraud.returner_channel)
+        for generator, needs in ((ring, ("for_buyer",)), (returner, ("for_buyer", "refund"))):
+            missing = [name for name in needs
+                       if generator is not None and getattr(type(generator), name) is getattr(OrderGenerator, name)]
+            if missing:
+                raise ValueError(f"{generator.channel} orders cannot play their part in a fraud ring: "
+                                 f"no {', '.join(missing)}")
+        return ring, returner
 
     def now(self) -> datetime:
         """The scenario's "now": wall time shifted by the backdate."""
@@ -376,10 +534,50 @@ class ScenarioRunner:
                 self.malformed_ids.append(order_id)
         return order_id
 
-    def _apply(self, action: str, generator: OrderGenerator, order_id: str, moment: datetime) -> None:
-        getattr(generator, action)(order_id, moment)
+    def _apply(self, action: str, generator: OrderGenerator, target: str | Persona, moment: datetime) -> None:
+        if action == "returner_order":
+            self._chosen_buyer_order(generator, moment, target, self.returner_ids)
+            return
+        getattr(generator, action)(target, moment)
+        done = {"cancel": self.cancelled_ids, "touch": self.touched_ids, "refund": self.refunded_ids}[action]
         with self._lock:
-            (self.cancelled_ids if action == "cancel" else self.touched_ids).append(order_id)
+            done.append(target)
+
+    def _chosen_buyer_order(self, generator: OrderGenerator, moment: datetime, buyer: Persona,
+                            ids: list[str]) -> str:
+        order_id = generator.create(moment, buyer=buyer)
+        with self._lock:
+            self.created += 1
+            self.created_ids.append(order_id)
+            ids.append(order_id)
+        return order_id
+
+    def plant_fraud(self, spread: timedelta = timedelta(hours=1)) -> None:
+        """The fraud ring's orders and the returner's first ones over the last `spread`; the returns and the
+        returner's next order scheduled. Once per runner (`seed_backlog` and `start` call it)."""
+        fraud = self.scenario.fraud_ring
+        with self._lock:
+            if fraud is None or self._fraud_planted:
+                return
+            self._fraud_planted = True
+        end, begun = self.now(), time.monotonic()
+
+        def spaced(index: int, count: int) -> datetime:
+            return end - spread + spread * (index + 1) / (count + 1)
+
+        if self._ring_generator is not None:
+            for index, account in enumerate(ring_accounts(fraud.accounts)):
+                self._chosen_buyer_order(self._ring_generator, spaced(index, fraud.accounts), account, self.ring_ids)
+        if self._returner_generator is not None:
+            self.returner = serial_returner()
+            first = [self._chosen_buyer_order(self._returner_generator, spaced(index, fraud.orders), self.returner,
+                                              self.returner_ids)
+                     for index in range(fraud.orders)]
+            returned = random.Random(self.scenario.seed).sample(first, fraud.returns)
+            with self._lock:
+                self._later += [(begun + fraud.refund_after, "refund", self._returner_generator, order_id)
+                                for order_id in returned]
+                self._later.append((begun + fraud.late_after, "returner_order", self._returner_generator, self.returner))
 
     def create_one(self, generator: OrderGenerator | None = None) -> str:
         """One order now, with its late update (if any) scheduled."""
@@ -393,7 +591,8 @@ class ScenarioRunner:
 
     def seed_backlog(self, count_per_generator: int, spread: timedelta = timedelta(hours=1)) -> list[str]:
         """Orders that arrived over the last `spread` (before the backdate), written at once, with
-        their late updates already applied (capped at the scenario's now)."""
+        their late updates already applied (capped at the scenario's now); a fraud ring planted among them."""
+        self.plant_fraud(spread)
         end, made = self.now(), []
         for generator in self.generators:
             for index in range(count_per_generator):
@@ -415,12 +614,13 @@ class ScenarioRunner:
             now = time.monotonic()
             due = [item for item in self._later if all_now or item[0] <= now]
             self._later = [item for item in self._later if not (all_now or item[0] <= now)]
-        for _due, action, generator, order_id in due:
-            self._apply(action, generator, order_id, self.now())
+        for _due, action, generator, target in due:
+            self._apply(action, generator, target, self.now())
         return len(due)
 
     def start(self, *, total: int | None = None, duration: float | None = None) -> ScenarioRunner:
         """Create orders in a background thread until `total` orders or `duration` seconds (or stop())."""
+        self.plant_fraud()
 
         def run() -> None:
             interval = 1 / max(self.scenario.orders_per_second, 1e-9)
