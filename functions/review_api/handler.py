@@ -1,11 +1,12 @@
 """The reviewer API (SPEC C8): API Gateway (REST, Cognito user pool authorizer) -> this function.
 
 Thin: the Powertools REST resolver validates every request and response against the models below
-(`enable_validation=True`; a bad body or query is a 422 that names the field), reads the reviewer
+(`enable_validation=True`; a bad body, path or query is a 422 whose `message` names the field and
+whose `detail` lists each field's `loc`, `msg` and `type`, as documented), reads the reviewer
 from the authorizer's claims (`email`, `cognito:groups`), calls one use-case of
-`oms.services.review`, and maps its refusals to 401/403/404/409/422. The OpenAPI document generated
-from this module is committed at docs/openapi/reviewer-api.json (`oms openapi --write`; a test
-fails when the two differ).
+`oms.services.review`, and maps its refusals to 401/403/404/409/422 (a POST whose body is not JSON
+is a 415). The OpenAPI document generated from this module is committed at
+docs/openapi/reviewer-api.json (`oms openapi --write`; a test fails when the two differ).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -49,6 +54,19 @@ ItemId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="a review it
 
 class ErrorResponse(BaseModel):
     message: str
+
+
+class FieldErrorItem(BaseModel):
+    loc: list[str | int] = Field(description='where: ["body", "reason"], ["query", "limit"], ["path", "item_id"]')
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(ErrorResponse):
+    """A 422: the request does not fit the document (`detail` names each field), or the action does
+    not apply to the item (`detail` empty)."""
+
+    detail: list[FieldErrorItem]
 
 
 class ReviewItemResponse(BaseModel):
@@ -108,14 +126,25 @@ class AuditEntryResponse(BaseModel):
     at: str
 
 
-_ERRORS = {status: {"description": text, "content": {"application/json": {"model": ErrorResponse}}}
-           for status, text in ((401, "no valid token"), (403, "the role may not do this"), (404, "no such item"),
-                                (409, "claimed by someone else, resolved already, or refused by the engines"))}
+_ERRORS = {status: {"description": text, "content": {"application/json": {"model": model}}}
+           for status, text, model in (
+               (401, "no valid token", ErrorResponse), (403, "the role may not do this", ErrorResponse),
+               (404, "no such item", ErrorResponse),
+               (409, "claimed by someone else, resolved already, or refused by the engines", ErrorResponse),
+               (422, "a field that does not fit (named in `detail`), or an action that does not apply to the item",
+                ValidationErrorResponse),
+               # API Gateway answers this one itself, over the stage's throttle (ReviewerApi MethodSettings).
+               (429, "too many requests: over the API's rate limit, retry later", ErrorResponse))}
 
 
-def _responses(model) -> dict:
-    """The route's success model and the errors every route may answer."""
-    return {200: {"description": "OK", "content": {"application/json": {"model": model}}}, **_ERRORS}
+_NOT_JSON = {415: {"description": "the request declares a Content-Type other than application/json",
+                   "content": {"application/json": {"model": ErrorResponse}}}}
+
+
+def _responses(model, *, post: bool = False) -> dict:
+    """The route's success model and the errors every route may answer (a POST also 415)."""
+    return {200: {"description": "OK", "content": {"application/json": {"model": model}}}, **_ERRORS,
+            **(_NOT_JSON if post else {})}
 
 
 @lru_cache(maxsize=1)
@@ -177,7 +206,8 @@ def get_item(item_id: ItemId) -> ReviewItemDetailResponse:
     return ReviewItemDetailResponse(**review.get_item(_reviewer(), item_id, _ports()))
 
 
-@app.post("/review/items/<item_id>/claim", responses=_responses(ReviewItemResponse), summary="Hold the item for a while (a lease)")
+@app.post("/review/items/<item_id>/claim", responses=_responses(ReviewItemResponse, post=True),
+          summary="Hold the item for a while (a lease)")
 def claim_item(item_id: ItemId) -> ReviewItemResponse:
     return ReviewItemResponse(**review.claim_item(_reviewer(), item_id, _ports()))
 
@@ -187,30 +217,31 @@ def _decide(item_id: str, action: str, body: DecisionRequest, warehouse_id: str 
                                             warehouse_id=warehouse_id))
 
 
-@app.post("/review/items/<item_id>/approve", responses=_responses(DecisionResponse),
+@app.post("/review/items/<item_id>/approve", responses=_responses(DecisionResponse, post=True),
           summary="Let the order go on: allocate it again (allocation) or clear its risk hold")
 def approve(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
     return _decide(item_id, "approve", body)
 
 
-@app.post("/review/items/<item_id>/reject", responses=_responses(DecisionResponse),
+@app.post("/review/items/<item_id>/reject", responses=_responses(DecisionResponse, post=True),
           summary="Reject the order: its reserved units are released")
 def reject(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
     return _decide(item_id, "reject", body)
 
 
-@app.post("/review/items/<item_id>/reassign", responses=_responses(DecisionResponse),
+@app.post("/review/items/<item_id>/reassign", responses=_responses(DecisionResponse, post=True),
           summary="Hold the order's units at another warehouse (atomically)")
 def reassign(item_id: ItemId, body: ReassignRequest) -> DecisionResponse:
     return _decide(item_id, "reassign", body, body.warehouse_id)
 
 
-@app.post("/review/items/<item_id>/release-hold", responses=_responses(DecisionResponse), summary="Release a risk hold")
+@app.post("/review/items/<item_id>/release-hold", responses=_responses(DecisionResponse, post=True),
+          summary="Release a risk hold")
 def release_hold(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
     return _decide(item_id, "release_hold", body)
 
 
-@app.post("/review/items/<item_id>/resend-code", responses=_responses(DecisionResponse),
+@app.post("/review/items/<item_id>/resend-code", responses=_responses(DecisionResponse, post=True),
           summary="Send the buyer a new verification code (the order is held for it again)")
 def resend_code(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
     return _decide(item_id, "resend_code", body)
@@ -227,23 +258,40 @@ def day_audit(day: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]) -> lis
 
 
 def _error(status: int, error: Exception) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=ErrorResponse(message=str(error)).model_dump_json())
+    message = str(error)
+    body = ValidationErrorResponse(message=message, detail=[]) if status == 422 else ErrorResponse(message=message)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body.model_dump_json())
+
+
+def _invalid_request(error: RequestValidationError) -> Response:
+    """Powertools' own 422 drops each error's `msg`, which its documented ValidationError requires: this
+    one keeps it (pydantic's text, no input echoed) and says in `message` which fields are wrong."""
+    detail = [FieldErrorItem(loc=[part if isinstance(part, int) else str(part) for part in e.get("loc", ())],
+                             msg=str(e.get("msg") or e.get("type", "invalid")), type=str(e.get("type", "invalid")))
+              for e in error.errors()]
+    fields = "; ".join(f"{'.'.join(str(part) for part in item.loc)}: {item.msg}" for item in detail)
+    body = ValidationErrorResponse(message=f"invalid request: {fields}" if fields else "invalid request", detail=detail)
+    return Response(status_code=422, content_type=content_types.APPLICATION_JSON, body=body.model_dump_json())
 
 
 _STATUS_OF = ((UnauthenticatedError, 401), (ForbiddenError, 403), (ItemNotFoundError, 404),
-              (ClaimConflictError, 409), (review.ActionRefusedError, 409), (InvalidActionError, 422))
+              (ClaimConflictError, 409), (review.ActionRefusedError, 409), (InvalidActionError, 422),
+              (RequestUnsupportedContentType, 415))
+
+
+def _cors(allowed_origins: str) -> CORSConfig:
+    origins = [origin.strip() for origin in allowed_origins.split(",") if origin.strip()]
+    return CORSConfig(allow_origin=origins[0] if origins else "https://localhost", extra_origins=origins[1:],
+                      allow_headers=["Authorization", "Content-Type"], max_age=600)
 
 
 def build_resolver(allowed_origins: str) -> APIGatewayRestResolver:
     """The resolver with this API's routes, its error mapping and CORS for the configured origins."""
-    origins = [origin.strip() for origin in allowed_origins.split(",") if origin.strip()]
-    cors = CORSConfig(allow_origin=origins[0] if origins else "https://localhost", extra_origins=origins[1:],
-                      allow_headers=["Authorization", "Content-Type"], max_age=600)
-    resolver = APIGatewayRestResolver(enable_validation=True, cors=cors)
+    resolver = APIGatewayRestResolver(enable_validation=True, cors=_cors(allowed_origins))
     resolver.include_router(app)
     for error_type, status in _STATUS_OF:
         resolver.exception_handler(error_type)(lambda error, status=status: _error(status, error))
+    resolver.exception_handler(RequestValidationError)(_invalid_request)
     return resolver
 
 
@@ -262,6 +310,32 @@ def openapi_document() -> dict:
         security=[{"cognito": []}]))
 
 
+def _declared_media_type(event: dict) -> str:
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    return str(headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+def refuse_unsupported_media_type(event: dict, allowed_origins: str) -> dict | None:
+    """A POST that declares a body type other than JSON: the 415 proxy response, else None.
+
+    Checked before the resolver because Powertools' request validation runs first and parses form and
+    multipart bodies too (a form body then gets a misleading 422 about types; a multipart type without
+    a boundary raises, which API Gateway answers with a 502). This API takes JSON only.
+    """
+    declared = _declared_media_type(event)
+    if event.get("httpMethod") != "POST" or declared in ("", content_types.APPLICATION_JSON):
+        return None
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    cors = _cors(allowed_origins)
+    return {"statusCode": 415,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON,
+                        **cors.to_dict(cors.allowed_origin(headers.get("origin")))},
+            "body": ErrorResponse(message=f"unsupported Content-Type {declared}: send application/json")
+            .model_dump_json(),
+            "isBase64Encoded": False}
+
+
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return _resolver().resolve(event, context)
+    refused = refuse_unsupported_media_type(event, get_settings().reviewer_allowed_origins)
+    return refused if refused is not None else _resolver().resolve(event, context)

@@ -9,8 +9,10 @@ import time
 from datetime import timedelta
 
 from omsdev import allocation_demo, risk_demo
+from omsdev.commands.local_token import register_token
 from omsdev.demo import IngestTally, reconcile, simulated_channels, start_shop
 from omsdev.localcloud.cloud import DEFAULT_TEMPLATE, LocalCloud
+from omsdev.localcloud.local_auth import issue_token
 from omsdev.simulators.base import FaultPlan
 from omsdev.simulators.scenario import FraudRing, Scenario, ScenarioRunner
 
@@ -51,6 +53,7 @@ def register(subparsers) -> None:
     up.add_argument("--template", default=str(DEFAULT_TEMPLATE))
     up.add_argument("--stack-name", default="oms-local")
     up.set_defaults(run=run_up)
+    register_token(commands)
 
 
 def _queue_depth(cloud: LocalCloud, logical_id: str) -> int:
@@ -87,7 +90,10 @@ def run_up(args) -> int:
         cloud.stop()
         print("resources provisioned; nothing else started (--duration 0)")
         return 0
-    print(f"API: {cloud.api_url} (POST /verifications/{{verification_id}})")
+    print(f"API: {cloud.api_url} (buyers: POST /verifications/{{verification_id}}; reviewers: /review/items ...)")
+    print("reviewer token (1 h; more with `oms local token --role reviewer|risk_reviewer|admin`):\n"
+          f"  curl -H 'Authorization: {issue_token(cloud, 'reviewer', username='demo-reviewer@example.com')}' "
+          f"{cloud.api_url}/review/items")
     sms = risk_demo.start_sms()
     print(f"simulator: Aliyun SMS at {sms.url}")
     stop = threading.Event()

@@ -114,6 +114,8 @@ class ReviewItemsTable:
                   "FilterExpression": " AND ".join(filters), "ExpressionAttributeNames": names,
                   "ExpressionAttributeValues": values}
         start = _decode_cursor(cursor)
+        if start is not None and start["status"]["S"] != status:
+            raise ValueError("cursor belongs to a listing of another status")
         found: list[dict] = []
         last_key: dict = {}
         while True:
@@ -171,6 +173,8 @@ def _decode_cursor(cursor: str | None) -> dict | None:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise ValueError("cursor is not one this API gave out") from None
-    if not isinstance(key, dict) or set(key) != {"item_id", "status", "created_at"}:
+    if not isinstance(key, dict) or set(key) != {"item_id", "status", "created_at"} or not all(
+            isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str) and value["S"]
+            for value in key.values()):
         raise ValueError("cursor is not one this API gave out")
     return key
