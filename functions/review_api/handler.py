@@ -247,6 +247,12 @@ def resend_code(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
     return _decide(item_id, "resend_code", body)
 
 
+@app.post("/review/items/<item_id>/replay", responses=_responses(DecisionResponse, post=True),
+          summary="Normalize a quarantined order's stored payload again, after a fix (409 while it still fails)")
+def replay(item_id: ItemId, body: DecisionRequest) -> DecisionResponse:
+    return _decide(item_id, "replay", body)
+
+
 @app.get("/review/items/<item_id>/audit", responses=_responses(list[AuditEntryResponse]), summary="Every decision on the item (admins)")
 def item_audit(item_id: ItemId) -> list[AuditEntryResponse]:
     return [AuditEntryResponse(**entry) for entry in review.audit_of(_reviewer(), item_id, _ports())]

@@ -73,3 +73,18 @@ def risk_held_order(cloud, quantity: int = 1):
         facts=decision))
     [item_id] = [i for i in take_reviews(cloud) if i == review_item_id("risk", order.order_key)]
     return order, item_id
+
+
+def quarantine_item(cloud) -> str:
+    """A review item for a quarantined order, as the pollers announce one (no stored payload behind it)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from oms.adapters.review_queue import SqsReviewQueue
+
+    key = f"shopify#matrix#{uuid.uuid4().int % 10**12}"
+    SqsReviewQueue(get_settings().review_queue_url).send(ReviewMessage(
+        order_key=key, source="quarantine", reason="malformed_order", detail="line_items[0].quantity: 'two'",
+        at=datetime.now(UTC), facts={"quarantine_id": key, "channel": "shopify", "shop_id": "matrix"}))
+    [item_id] = [i for i in take_reviews(cloud) if i == review_item_id("quarantine", key)]
+    return item_id

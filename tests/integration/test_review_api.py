@@ -42,7 +42,8 @@ def test_every_route_refuses_a_request_without_a_valid_token(api):
     routes = [("GET", "/review/items"), ("GET", f"/review/items/{UNKNOWN}"), ("POST", f"/review/items/{UNKNOWN}/claim"),
               ("POST", f"/review/items/{UNKNOWN}/approve"), ("POST", f"/review/items/{UNKNOWN}/reject"),
               ("POST", f"/review/items/{UNKNOWN}/reassign"), ("POST", f"/review/items/{UNKNOWN}/release-hold"),
-              ("POST", f"/review/items/{UNKNOWN}/resend-code"), ("GET", f"/review/items/{UNKNOWN}/audit"),
+              ("POST", f"/review/items/{UNKNOWN}/resend-code"), ("POST", f"/review/items/{UNKNOWN}/replay"),
+              ("GET", f"/review/items/{UNKNOWN}/audit"),
               ("GET", "/review/audit?day=2026-11-30")]
     for method, path in routes:
         assert call(api, method, path, role=None).status_code == 401, path

@@ -22,7 +22,7 @@ from omsdev.localcloud.cloud import LocalCloud
 from omsdev.localcloud.local_auth import issue_token
 
 from tests.integration.conftest import FAST_RETRIES
-from tests.integration.review_helpers import refused_order, risk_held_order, warehouses
+from tests.integration.review_helpers import quarantine_item, refused_order, risk_held_order, warehouses
 
 UNKNOWN = "0" * 24
 OPERATIONS = {(method.upper(), path): operation
@@ -57,6 +57,7 @@ ITEM, CLAIM = "/review/items/{item_id}", "/review/items/{item_id}/claim"
 APPROVE, REJECT = "/review/items/{item_id}/approve", "/review/items/{item_id}/reject"
 REASSIGN, RELEASE = "/review/items/{item_id}/reassign", "/review/items/{item_id}/release-hold"
 RESEND, ITEM_AUDIT = "/review/items/{item_id}/resend-code", "/review/items/{item_id}/audit"
+REPLAY = "/review/items/{item_id}/replay"
 LIST, DAY_AUDIT = "/review/items", "/review/audit"
 MOVE = {**REASON, "warehouse_id": "WH-WEST"}
 
@@ -72,6 +73,7 @@ ROWS = [
     Row(403, "POST", REASSIGN, "risk_reviewer", "risk", body=MOVE, note="admins only on a risk item"),
     Row(403, "POST", RELEASE, "reviewer", "risk", body=REASON),
     Row(403, "POST", RESEND, "reviewer", "risk", body=REASON),
+    Row(403, "POST", REPLAY, "risk_reviewer", "quarantine", body=REASON, note="a stock reviewer's item"),
     Row(403, "GET", ITEM_AUDIT, "reviewer", "stock"),
     Row(403, "GET", ITEM_AUDIT, "risk_reviewer", "risk"),
     Row(403, "GET", DAY_AUDIT, "risk_reviewer", params={"day": "2026-11-30"}),
@@ -83,6 +85,7 @@ ROWS = [
     Row(404, "POST", REASSIGN, "admin", UNKNOWN, body=MOVE),
     Row(404, "POST", RELEASE, "risk_reviewer", UNKNOWN, body=REASON),
     Row(404, "POST", RESEND, "risk_reviewer", UNKNOWN, body=REASON),
+    Row(404, "POST", REPLAY, "reviewer", UNKNOWN, body=REASON),
     Row(404, "GET", ITEM_AUDIT, "admin", UNKNOWN),
     # 409: claimed by someone else, resolved already
     Row(409, "POST", CLAIM, "reviewer", "claimed_stock", note="claimed"),
@@ -97,6 +100,8 @@ ROWS = [
     Row(409, "POST", RELEASE, "risk_reviewer", "resolved_risk", body=REASON, note="resolved"),
     Row(409, "POST", RESEND, "risk_reviewer", "claimed_risk", body=REASON, note="claimed"),
     Row(409, "POST", RESEND, "admin", "resolved_risk", body=REASON, note="resolved"),
+    Row(409, "POST", REPLAY, "reviewer", "claimed_quarantine", body=REASON, note="claimed"),
+    Row(409, "POST", REPLAY, "admin", "resolved_quarantine", body=REASON, note="resolved"),
     # 422: a bad body, path or query, the field named (or an action that does not apply to the item)
     Row(422, "GET", LIST, "reviewer", params={"limit": 0}, named="limit"),
     Row(422, "GET", LIST, "reviewer", params={"status": "closed"}, named="status"),
@@ -113,6 +118,7 @@ ROWS = [
     Row(422, "POST", RELEASE, "reviewer", "stock", body=REASON, named="release_hold", note="not for stock"),
     Row(422, "POST", RESEND, "risk_reviewer", "risk", body='{"reason": ', named="body", note="not JSON"),
     Row(422, "POST", RESEND, "reviewer", "stock", body=REASON, named="resend_code", note="not for stock"),
+    Row(422, "POST", REPLAY, "reviewer", "stock", body=REASON, named="replay", note="not for stock"),
     Row(422, "GET", ITEM_AUDIT, "admin", "not-an-id", named="item_id"),
     Row(422, "GET", DAY_AUDIT, "admin", named="day", note="missing"),
     Row(422, "GET", DAY_AUDIT, "admin", params={"day": "30.11.2026"}, named="day"),
@@ -133,8 +139,10 @@ def api():
         warehouses()
         local.items = {"stock": refused_order(local)[1], "risk": risk_held_order(local)[1],
                        "claimed_stock": refused_order(local)[1], "claimed_risk": risk_held_order(local)[1],
-                       "resolved_stock": refused_order(local)[1], "resolved_risk": risk_held_order(local)[1]}
-        for kind, role in (("stock", "reviewer"), ("risk", "risk_reviewer")):
+                       "resolved_stock": refused_order(local)[1], "resolved_risk": risk_held_order(local)[1],
+                       "quarantine": quarantine_item(local), "claimed_quarantine": quarantine_item(local),
+                       "resolved_quarantine": quarantine_item(local)}
+        for kind, role in (("stock", "reviewer"), ("risk", "risk_reviewer"), ("quarantine", "reviewer")):
             for state in ("claimed", "resolved"):
                 item = local.items[f"{state}_{kind}"]
                 assert call(local, "POST", f"/review/items/{item}/claim", role, CLAIMER[role]).status_code == 200

@@ -108,3 +108,16 @@ def test_the_decision_is_json_able_with_rates_rounded():
     document = json.loads(json.dumps(decision.as_dict()))
     assert document["facts"]["buyer_return_rate"] == "0.6667" and document["rules_version"] == "seed-1"
     assert document["fired"] == ["buyer_orders in 24 h > 15 (was 16)", "buyer_return_rate > 0.6 (was 0.6667)"]
+
+
+def test_a_window_is_counted_only_as_far_as_the_thresholds_need_and_a_capped_count_says_so():
+    # GIVEN the seed rules (buyer_orders > 15 in 24 h)
+    cap = DEFAULT_RULES.count_cap(24)
+    assert cap == 17
+    # WHEN a buyer's count stopped at the cap THEN it decides as the full count would, shown as "17+"
+    capped = facts(orders_24h=cap, returns=70, paid=100)
+    capped.capped.add("buyer_orders_24h")
+    decision = evaluate(DEFAULT_RULES, capped)
+    assert decision.action == "verify" and decision.as_dict()["facts"]["buyer_orders_24h"] == "17+"
+    # AND a count below the cap is exact
+    assert evaluate(DEFAULT_RULES, facts(orders_24h=16, returns=70, paid=100)).as_dict()["facts"]["buyer_orders_24h"] == 16

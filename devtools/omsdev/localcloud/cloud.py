@@ -118,11 +118,12 @@ class SerialisedThreadedMotoServer(ThreadedMotoServer):
         )
         from werkzeug.serving import make_server
 
-        from omsdev.localcloud import moto_queue_attributes, moto_transactions
+        from omsdev.localcloud import moto_query, moto_queue_attributes, moto_transactions
         from omsdev.localcloud.moto_endpoint import OneDynamoDBRequestAtATime
 
         moto_transactions.install()
         moto_queue_attributes.install()
+        moto_query.install()
         app = OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()

@@ -3,8 +3,8 @@
 DynamoDB makes each conditional write atomic; moto's threaded server does not (two concurrent
 PutItem with attribute_not_exists can both succeed). Serialising requests restores the AWS
 semantics our exactly-once guarantees rest on; connections stay keep-alive and threaded. Transactions
-skip moto's whole-table backups (`moto_transactions`), and a send to a long queue does not count its
-messages (`moto_queue_attributes`).
+skip moto's whole-table backups (`moto_transactions`), a send to a long queue does not count its
+messages (`moto_queue_attributes`), and a Query reads its partition, not the table (`moto_query`).
 Run: python -m omsdev.localcloud.moto_endpoint -H 127.0.0.1 -p 4566
 """
 
@@ -21,7 +21,7 @@ from moto.moto_server.werkzeug_app import (
 from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
 
-from omsdev.localcloud import moto_queue_attributes, moto_transactions
+from omsdev.localcloud import moto_query, moto_queue_attributes, moto_transactions
 
 
 class OneDynamoDBRequestAtATime:
@@ -46,6 +46,7 @@ def main() -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     moto_transactions.install()
     moto_queue_attributes.install()
+    moto_query.install()
     run_simple(args.host, args.port, OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app)),
                threaded=True, request_handler=MotoRequestHandler)
 

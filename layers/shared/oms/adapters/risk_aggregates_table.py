@@ -84,8 +84,9 @@ class RiskAggregatesTable:
 
     # Reading ---------------------------------------------------------------------------------------
 
-    def paid_orders_between(self, buyer: str, start: datetime, end: datetime) -> int:
-        """The buyer's paid orders with `start < paid_at <= end` (a Query COUNT over the paid rows)."""
+    def paid_orders_between(self, buyer: str, start: datetime, end: datetime, at_most: int | None = None) -> int:
+        """The buyer's paid orders with `start < paid_at <= end` (a Query COUNT over the paid rows),
+        counted up to `at_most` when given (the read stops there: newest first)."""
         # "~" sorts after any order key: a row paid exactly at `start` is out, one paid at `end` is in.
         low = f"paid#{_sortable(start)}#~"
         high = f"paid#{_sortable(end)}#~"
@@ -93,11 +94,14 @@ class RiskAggregatesTable:
             "TableName": self.name, "Select": "COUNT", "ConsistentRead": True,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
             "ExpressionAttributeValues": {":pk": {"S": f"buyer#{buyer}"}, ":low": {"S": low}, ":high": {"S": high}},
+            "ScanIndexForward": False,
         }
         while True:
+            if at_most is not None:
+                kwargs["Limit"] = at_most - count
             page = self._dynamodb.query(**kwargs)
             count += page["Count"]
-            if "LastEvaluatedKey" not in page:
+            if "LastEvaluatedKey" not in page or (at_most is not None and count >= at_most):
                 return count
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 

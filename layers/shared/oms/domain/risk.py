@@ -119,6 +119,15 @@ class RiskRuleSet(BaseModel):
         """The buyer-order windows (hours) the enabled rules need counted."""
         return tuple(sorted({c.window for r in self.rules if r.enabled for c in r.when if c.fact in WINDOWED_FACTS}))
 
+    def count_cap(self, hours: int) -> int:
+        """How far a window's orders are counted: two past the largest threshold. A count capped there
+        compares with every threshold as the full count would, and one below the cap is exact (the
+        decision shows a capped one as "17+"), so a buyer with hundreds of orders a day costs a short
+        read, not one item per order."""
+        values = [c.value for r in self.rules if r.enabled for c in r.when
+                  if c.fact in WINDOWED_FACTS and c.window == hours]
+        return int(max(values, default=Decimal(0)).to_integral_value(rounding="ROUND_FLOOR")) + 2
+
 
 DEFAULT_RULES = RiskRuleSet(
     version="seed-1",
@@ -144,13 +153,21 @@ def parse_rule_set(text: str) -> RiskRuleSet:
 
 
 class RiskFacts(dict):
-    """Fact name -> value (int, Fraction, Decimal) or None when unknown for this order."""
+    """Fact name -> value (int, Fraction, Decimal) or None when unknown for this order. `capped`:
+    counts that stopped at their cap (the true count is at least that)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.capped: set[str] = set()
 
     def as_dict(self) -> dict[str, str | int | None]:
-        """JSON-able: rates as decimal strings rounded to 4 places (0.61, not 0.6100), counts as ints."""
+        """JSON-able: rates as decimal strings rounded to 4 places (0.61, not 0.6100), counts as ints
+        ("17+" for a capped count)."""
         shown: dict[str, str | int | None] = {}
         for name, value in sorted(self.items()):
-            if value is None or isinstance(value, int):
+            if name in self.capped:
+                shown[name] = f"{value}+"
+            elif value is None or isinstance(value, int):
                 shown[name] = value
             elif isinstance(value, Fraction):
                 rounded = round(Decimal(value.numerator) / Decimal(value.denominator), 4).normalize()

@@ -49,7 +49,7 @@ class RiskAggregates(Protocol):
     def count_paid_order(self, buyer: str, order_key: str, paid_at: datetime) -> bool: ...
     def count_return(self, buyer: str, order_key: str) -> bool: ...
     def count_account(self, address: str, buyer: str) -> bool: ...
-    def paid_orders_between(self, buyer: str, start: datetime, end: datetime) -> int: ...
+    def paid_orders_between(self, buyer: str, start: datetime, end: datetime, at_most: int | None = None) -> int: ...
     def totals(self, buyer: str | None, address: str | None) -> tuple[dict, dict]: ...
 
 
@@ -127,8 +127,11 @@ def read_facts(order: OrderToAssess, rules: RiskRuleSet, aggregates: RiskAggrega
                       buyer_return_rate=None)
     for hours in rules.windows():
         # The window ends at this order's payment: the decision does not depend on when it is assessed.
-        facts[f"buyer_orders_{hours}h"] = None if buyer is None else aggregates.paid_orders_between(
-            buyer, order.paid_at - timedelta(hours=hours), order.paid_at)
+        name, cap = f"buyer_orders_{hours}h", rules.count_cap(hours)
+        facts[name] = None if buyer is None else aggregates.paid_orders_between(
+            buyer, order.paid_at - timedelta(hours=hours), order.paid_at, at_most=cap)
+        if facts[name] is not None and facts[name] >= cap:
+            facts.capped.add(name)
     if buyer is not None:
         paid, returns = buyer_totals.get("paid_orders", 0), buyer_totals.get("returns", 0)
         facts.update(buyer_paid_orders=paid, buyer_returns=returns, buyer_return_rate=return_rate(returns, paid))

@@ -109,10 +109,11 @@ class MemoryRiskAggregates:
         self._accounts[address].add(buyer)
         return True
 
-    def paid_orders_between(self, buyer: str, start: datetime, end: datetime) -> int:
-        """Paid orders with `start < paid_at <= end`, like the table's Query."""
+    def paid_orders_between(self, buyer: str, start: datetime, end: datetime, at_most: int | None = None) -> int:
+        """Paid orders with `start < paid_at <= end`, like the table's Query (capped like it)."""
         times = self._paid_times.get(buyer, [])
-        return bisect_right(times, end) - bisect_right(times, start)
+        count = bisect_right(times, end) - bisect_right(times, start)
+        return count if at_most is None else min(count, at_most)
 
     def totals(self, buyer: str | None, address: str | None) -> tuple[dict, dict]:
         buyer_totals = dict(self._buyer_totals.get(buyer, {})) if buyer is not None else {}
