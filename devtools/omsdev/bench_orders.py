@@ -41,3 +41,24 @@ def invoke_batches(cloud, function_id: str, records: list[dict], batch_size: int
 
     with ThreadPoolExecutor(THREADS) as pool:
         return sum(pool.map(one, batches))
+
+
+def on_local_cloud(name_prefix: str, measure, json_path: str | None) -> dict:
+    """Run `measure(cloud)` on a fresh local cloud (moto in its own process, no event sources: the
+    benchmark drives the function itself), print the report and write it to `json_path` if given."""
+    import json
+
+    from omsdev.localcloud.cloud import LocalCloud
+
+    cloud = LocalCloud(port=0, stack_name=f"{name_prefix}{uuid.uuid4().hex[:6]}",
+                       parameter_overrides={"LogLevel": "ERROR"}, start_event_sources=False, server="process")
+    cloud.start()
+    try:
+        report = measure(cloud)
+    finally:
+        cloud.stop()
+    print(json.dumps(report, indent=2))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+    return report

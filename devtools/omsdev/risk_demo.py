@@ -27,9 +27,9 @@ SHARED_ADDRESS, VOLUME_AND_RETURNS = "shared-address", "buyer-volume-returns"
 # is created, and the CLI imports this module before the local cloud has set LOG_LEVEL.
 
 
-def start_sms() -> aliyun_sms.AliyunSmsSimulator:
+def start_sms(faults=None) -> aliyun_sms.AliyunSmsSimulator:
     """The Aliyun SMS simulator, its account stored in `{SECRETS_PREFIX}/sms/aliyun` (created or updated)."""
-    simulator, credentials = aliyun_sms.launch()
+    simulator, credentials = aliyun_sms.launch(faults=faults)
     secrets = aws.client("secretsmanager")
     name = f"{get_settings().secrets_prefix}/sms/aliyun"
     try:

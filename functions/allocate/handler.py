@@ -14,12 +14,11 @@ import threading
 from collections import Counter
 from functools import lru_cache
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from oms.observability import logger
+from oms.observability import logger, publish_counts
 from oms.services.allocate import allocate_order, deduct_order, release_order, stream_action
 from oms.services.dependencies import allocation_ports, order_to_allocate
 from oms.settings import get_settings
@@ -79,14 +78,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureRes
         return response
     finally:
         _ports().facts.flush()  # this batch's allocation counts, one write per warehouse
-        _publish(states)
-
-
-def _publish(states: Counter) -> None:
-    """One EMF document per invocation: how many orders were allocated, sent to review, released..."""
-    invocation = EphemeralMetrics()
-    for state, count in states.items():
-        if count:
-            invocation.add_metric(name=f"Allocation_{state}", unit=MetricUnit.Count, value=count)
-    if any(states.values()):
-        invocation.flush_metrics()
+        publish_counts("Allocation", states)

@@ -13,12 +13,11 @@ import threading
 from collections import Counter
 from functools import lru_cache
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from oms.observability import logger
+from oms.observability import logger, publish_counts
 from oms.services.assess_risk import assess_order, count_return, promote_ready, stream_actions
 from oms.services.risk_dependencies import order_to_assess, risk_ports
 from oms.settings import get_settings
@@ -72,14 +71,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureRes
         states["failed"] += len(response["batchItemFailures"])
         return response
     finally:
-        _publish(states)
-
-
-def _publish(states: Counter) -> None:
-    """One EMF document per invocation: orders cleared, held for verification or review, made ready..."""
-    invocation = EphemeralMetrics()
-    for state, count in states.items():
-        if count:
-            invocation.add_metric(name=f"Risk_{state}", unit=MetricUnit.Count, value=count)
-    if any(states.values()):
-        invocation.flush_metrics()
+        publish_counts("Risk", states)

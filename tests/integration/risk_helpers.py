@@ -3,14 +3,11 @@ RiskFunction as the Orders stream shapes them; the SMS simulator's account in Se
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from oms.adapters import aws
 from oms.domain.order import CanonicalOrder, OrderLine, ShipTo, order_key
 from oms.settings import get_settings
-from omsdev.simulators import aliyun_sms
 
 from tests.integration.allocation_helpers import dynamodb, stored_image, stream_record, with_status
 
@@ -88,11 +85,6 @@ def days_ago(days: float) -> datetime:
 
 def launch_aliyun_sms(faults=None):
     """The Aliyun SMS simulator, its account stored where the function looks (`<prefix>/sms/aliyun`)."""
-    simulator, credentials = aliyun_sms.launch(faults=faults)
-    secrets = aws.client("secretsmanager")
-    name = f"{get_settings().secrets_prefix}/sms/aliyun"
-    try:
-        secrets.create_secret(Name=name, SecretString=json.dumps(credentials))
-    except secrets.exceptions.ResourceExistsException:
-        secrets.put_secret_value(SecretId=name, SecretString=json.dumps(credentials))
-    return simulator
+    from omsdev.risk_demo import start_sms
+
+    return start_sms(faults)

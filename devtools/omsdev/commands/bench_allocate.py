@@ -32,7 +32,7 @@ import boto3
 
 from omsdev.allocation_setup import WarehouseSetup, load_catalogue
 from omsdev.awscalls import AwsCallCounter
-from omsdev.bench_orders import THREADS, stored_as_stream_records
+from omsdev.bench_orders import THREADS, on_local_cloud, stored_as_stream_records
 from omsdev.localcloud.cloud import LocalCloud
 
 BATCH = 25
@@ -54,17 +54,7 @@ def register(commands) -> None:
 def run(args) -> int:
     counter = AwsCallCounter().install()
     recorder = RequestRecorder().install()
-    cloud = LocalCloud(port=0, stack_name=f"ba{uuid.uuid4().hex[:6]}", parameter_overrides={"LogLevel": "ERROR"},
-                       start_event_sources=False, server="process")
-    cloud.start()
-    try:
-        report = _measure(cloud, counter, recorder, args.orders)
-    finally:
-        cloud.stop()
-    print(json.dumps(report, indent=2))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
+    report = on_local_cloud("ba", lambda cloud: _measure(cloud, counter, recorder, args.orders), args.json)
     return 0 if report["allocated"] == args.orders and report["failed_records"] == 0 else 1
 
 

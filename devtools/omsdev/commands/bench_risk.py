@@ -12,15 +12,13 @@ the aggregates' exactness (paid totals = orders per buyer).
 
 from __future__ import annotations
 
-import json
 import random
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from omsdev.awscalls import AwsCallCounter
-from omsdev.bench_orders import THREADS, invoke_batches, stored_as_stream_records
+from omsdev.bench_orders import THREADS, invoke_batches, on_local_cloud, stored_as_stream_records
 from omsdev.localcloud.cloud import LocalCloud
 
 RING_ACCOUNTS = 8
@@ -35,17 +33,7 @@ def register(commands) -> None:
 
 def run(args) -> int:
     counter = AwsCallCounter().install()
-    cloud = LocalCloud(port=0, stack_name=f"br{uuid.uuid4().hex[:6]}", parameter_overrides={"LogLevel": "ERROR"},
-                       start_event_sources=False, server="process")
-    cloud.start()
-    try:
-        report = _measure(cloud, counter, args.orders)
-    finally:
-        cloud.stop()
-    print(json.dumps(report, indent=2))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
+    report = on_local_cloud("br", lambda cloud: _measure(cloud, counter, args.orders), args.json)
     return 0 if report["assessed"] == args.orders and report["failed_records"] == 0 and report["exact"] else 1
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 logger = Logger()
 tracer = Tracer()
@@ -15,3 +18,14 @@ def mask_phone(phone: str | None) -> str | None:
         return phone
     digits = [c for c in phone if c.isdigit()]
     return "*" * max(len(digits) - 4, 0) + "".join(digits[-4:])
+
+
+def publish_counts(prefix: str, counts: Counter) -> None:
+    """One EMF document for one invocation's outcomes (`{prefix}_{outcome}` counts). Per invocation,
+    not the shared `metrics`: the local cloud runs several invocations of a function at once."""
+    invocation = EphemeralMetrics()
+    for outcome, count in counts.items():
+        if count:
+            invocation.add_metric(name=f"{prefix}_{outcome}", unit=MetricUnit.Count, value=count)
+    if any(counts.values()):
+        invocation.flush_metrics()
