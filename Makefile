@@ -20,9 +20,15 @@ run: setup ## the local cloud with a simulator per channel and a demo scenario
 	$(BIN)/oms local up --scenario demo --duration 75
 
 # Test files run side by side on every core (pytest-xdist), each file in one worker: its local clouds
-# and simulators are its own; the allocation concurrency test alone takes a few minutes.
-test: setup sam-checks ## every test, plus the SAM/cfn-lint contract checks
-	$(BIN)/pytest -q -n auto --dist loadfile
+# and simulators are its own; the allocation concurrency test alone takes a few minutes. The SAM
+# checks (their own venv, cfn-lint, sam validate --lint, sam build: mostly downloads) run meanwhile;
+# the target fails if either fails, and the checks' output follows the tests'.
+test: setup ## every test, plus the SAM/cfn-lint contract checks
+	@rm -f .sam-checks.log; ( $(MAKE) --no-print-directory sam-checks > .sam-checks.log 2>&1; \
+	  echo "sam-checks exit $$?" >> .sam-checks.log ) & checks=$$!; \
+	$(BIN)/pytest -q -n auto --dist loadfile; tests=$$?; \
+	wait $$checks; cat .sam-checks.log; \
+	grep -q "sam-checks exit 0" .sam-checks.log && exit $$tests || exit 1
 
 unit: setup
 	$(BIN)/pytest -q tests/unit
