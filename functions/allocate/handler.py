@@ -11,17 +11,16 @@ what a redelivery repeats changes nothing.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from functools import lru_cache
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from oms.observability import logger, publish_counts
+from oms.observability import logger
 from oms.services.allocate import allocate_order, deduct_order, release_order, stream_action
 from oms.services.dependencies import allocation_ports, order_to_allocate
 from oms.settings import get_settings
+from oms.stream_batch import process_stream_batch
 
 _building = threading.Lock()
 
@@ -61,21 +60,6 @@ def record_handler(record: DynamoDBRecord) -> dict:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    # Per invocation: the batch processor and the counts hold this batch's state, and the local cloud
-    # may run several invocations of one function in this process at once (Lambda: one per container).
-    states: Counter = Counter()
-
-    def counted(record: DynamoDBRecord) -> dict:
-        outcome = record_handler(record)
-        states[outcome["state"]] += 1
-        return outcome
-
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    try:
-        response = process_partial_response(event=event, record_handler=counted, processor=processor,
-                                            context=context)
-        states["failed"] += len(response["batchItemFailures"])
-        return response
-    finally:
-        _ports().facts.flush()  # this batch's allocation counts, one write per warehouse
-        publish_counts("Allocation", states)
+    # After the batch: its allocation counts, one write per warehouse.
+    return process_stream_batch(event, context, record_handler, metric_prefix="Allocation",
+                                finally_=lambda: _ports().facts.flush())

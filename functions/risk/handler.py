@@ -10,17 +10,16 @@ a failed one is reported (ReportBatchItemFailures) and retried from there; every
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from functools import lru_cache
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from oms.observability import logger, publish_counts
+from oms.observability import logger
 from oms.services.assess_risk import assess_order, count_return, promote_ready, stream_actions
 from oms.services.risk_dependencies import order_to_assess, risk_ports
 from oms.settings import get_settings
+from oms.stream_batch import process_stream_batch
 
 _building = threading.Lock()
 
@@ -57,18 +56,4 @@ def record_handler(record: DynamoDBRecord) -> list[dict]:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    states: Counter = Counter()
-
-    def counted(record: DynamoDBRecord) -> list[dict]:
-        outcomes = record_handler(record)
-        states.update(outcome["state"] for outcome in outcomes)
-        return outcomes
-
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    try:
-        response = process_partial_response(event=event, record_handler=counted, processor=processor,
-                                            context=context)
-        states["failed"] += len(response["batchItemFailures"])
-        return response
-    finally:
-        publish_counts("Risk", states)
+    return process_stream_batch(event, context, record_handler, metric_prefix="Risk")
