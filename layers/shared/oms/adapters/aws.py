@@ -22,3 +22,16 @@ _CONFIG = Config(
 @lru_cache(maxsize=None)
 def client(service: str):
     return boto3.client(service, endpoint_url=get_settings().aws_endpoint_url, config=_CONFIG)
+
+
+def conditional(write, **request) -> dict | None:
+    """A conditional DynamoDB write (`client.put_item`, `update_item`, `delete_item` and the request):
+    its response, or None when its ConditionExpression did not hold. Other errors raise."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return write(**request)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return None
+        raise

@@ -155,14 +155,8 @@ class ReservationStore:
         """An order closed before anything was held: record it, so a stray later delivery holds nothing."""
         record = {"order_key": order_key, "state": state, "version": 1, "shipments": [], "reason": reason,
                   "created_at": format_utc(now), "updated_at": format_utc(now)}
-        try:
-            self._dynamodb.put_item(TableName=self._reservations, Item=to_item(record),
-                                    ConditionExpression="attribute_not_exists(order_key)")
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return aws.conditional(self._dynamodb.put_item, TableName=self._reservations, Item=to_item(record),
+                               ConditionExpression="attribute_not_exists(order_key)") is not None
 
     # Building blocks ------------------------------------------------------------------------
 

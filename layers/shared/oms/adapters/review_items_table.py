@@ -19,8 +19,6 @@ import hashlib
 import json
 from datetime import datetime
 
-from botocore.exceptions import ClientError
-
 from oms.adapters import aws
 from oms.adapters.dynamo_codec import document_value, from_item
 from oms.domain.order import format_utc
@@ -62,25 +60,14 @@ class ReviewItemsTable:
         return "stale"
 
     def _put_new(self, item: dict) -> bool:
-        try:
-            self._dynamodb.put_item(TableName=self.name, Item=item, ConditionExpression="attribute_not_exists(item_id)")
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return aws.conditional(self._dynamodb.put_item, TableName=self.name, Item=item,
+                               ConditionExpression="attribute_not_exists(item_id)") is not None
 
     def _update(self, item_id: str, expression: str, condition: str, values: dict) -> bool:
-        try:
-            self._dynamodb.update_item(TableName=self.name, Key={"item_id": {"S": item_id}},
-                                       UpdateExpression=expression, ConditionExpression=condition,
-                                       ExpressionAttributeNames={"#status": "status"},
-                                       ExpressionAttributeValues=values)
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return aws.conditional(self._dynamodb.update_item, TableName=self.name, Key={"item_id": {"S": item_id}},
+                               UpdateExpression=expression, ConditionExpression=condition,
+                               ExpressionAttributeNames={"#status": "status"},
+                               ExpressionAttributeValues=values) is not None
 
     # Reviewers ----------------------------------------------------------------------------------
 
@@ -136,21 +123,16 @@ class ReviewItemsTable:
 
     def claim(self, item_id: str, reviewer: str, now: datetime, until: datetime) -> dict | None:
         """Hold an open item until `until` unless someone else holds it; the item, or None when refused."""
-        try:
-            response = self._dynamodb.update_item(
-                TableName=self.name, Key={"item_id": {"S": item_id}},
-                UpdateExpression="SET claimed_by = :who, claim_expires_at = :until",
-                ConditionExpression="#status = :open AND (attribute_not_exists(claimed_by) OR claimed_by = :who "
-                                    "OR claim_expires_at <= :now)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":who": {"S": reviewer}, ":until": {"S": stamp(until)},
-                                           ":now": {"S": stamp(now)}, ":open": {"S": "open"}},
-                ReturnValues="ALL_NEW")
-            return from_item(response["Attributes"])
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
+        response = aws.conditional(
+            self._dynamodb.update_item, TableName=self.name, Key={"item_id": {"S": item_id}},
+            UpdateExpression="SET claimed_by = :who, claim_expires_at = :until",
+            ConditionExpression="#status = :open AND (attribute_not_exists(claimed_by) OR claimed_by = :who "
+                                "OR claim_expires_at <= :now)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":who": {"S": reviewer}, ":until": {"S": stamp(until)},
+                                       ":now": {"S": stamp(now)}, ":open": {"S": "open"}},
+            ReturnValues="ALL_NEW")
+        return None if response is None else from_item(response["Attributes"])
 
     def resolve(self, item_id: str, reviewer: str, resolution: dict, now: datetime) -> bool:
         """Close the item with the decision, only while this reviewer's claim holds."""

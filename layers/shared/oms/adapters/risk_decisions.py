@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from botocore.exceptions import ClientError
-
 from oms.adapters import aws
 from oms.adapters.dynamo_codec import to_value
 from oms.domain.order import format_utc
@@ -54,12 +52,6 @@ class RiskDecisionsTable:
                              ":allocated": {"S": "allocated"}, ":cleared": {"S": "cleared"}})
 
     def _update(self, order_key: str, expression: str, condition: str, values: dict) -> bool:
-        try:
-            self._dynamodb.update_item(TableName=self._orders, Key={"order_key": {"S": order_key}},
-                                       UpdateExpression=expression, ConditionExpression=condition,
-                                       ExpressionAttributeValues=values)
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return aws.conditional(self._dynamodb.update_item, TableName=self._orders, Key={"order_key": {"S": order_key}},
+                               UpdateExpression=expression, ConditionExpression=condition,
+                               ExpressionAttributeValues=values) is not None

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from botocore.exceptions import ClientError
-
 from oms.adapters import aws
 from oms.domain.order import format_utc
 
@@ -58,14 +56,8 @@ class VerificationsTable:
             "phone_masked": {"S": phone_masked}, "sends": {"N": "0"}, "created_at": {"S": format_utc(now)},
             "purge_at": {"N": str(int((expires_at + PURGE_AFTER).timestamp()))},
         }
-        try:
-            self._dynamodb.put_item(TableName=self.name, Item=item,
-                                    ConditionExpression="attribute_not_exists(verification_id)")
-            return True
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
+        return aws.conditional(self._dynamodb.put_item, TableName=self.name, Item=item,
+                               ConditionExpression="attribute_not_exists(verification_id)") is not None
 
     def rearm(self, verification_id: str, code_hash: str, expires_at: datetime) -> bool:
         """A new code for an open verification (resend; or a send a crash left unconfirmed): the old code
@@ -100,20 +92,15 @@ class VerificationsTable:
     def use_attempt(self, verification_id: str, now: datetime) -> int | None:
         """Count one code submission; the attempts used so far, or None when the verification is not
         open, has expired, or has no attempt left (read it to tell which)."""
-        try:
-            response = self._dynamodb.update_item(
-                TableName=self.name, Key={"verification_id": {"S": verification_id}},
-                UpdateExpression="ADD attempts :one",
-                ConditionExpression="#state = :sent AND attempts < max_attempts AND expires_at > :now",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":one": {"N": "1"}, ":sent": {"S": "sent"},
-                                           ":now": {"N": str(int(now.timestamp()))}},
-                ReturnValues="UPDATED_NEW")
-            return int(response["Attributes"]["attempts"]["N"])
-        except ClientError as error:
-            if _condition_failed(error):
-                return None
-            raise
+        response = aws.conditional(
+            self._dynamodb.update_item, TableName=self.name, Key={"verification_id": {"S": verification_id}},
+            UpdateExpression="ADD attempts :one",
+            ConditionExpression="#state = :sent AND attempts < max_attempts AND expires_at > :now",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":sent": {"S": "sent"},
+                                       ":now": {"N": str(int(now.timestamp()))}},
+            ReturnValues="UPDATED_NEW")
+        return None if response is None else int(response["Attributes"]["attempts"]["N"])
 
     def close(self, verification_id: str, state: str, now: datetime) -> bool:
         """Settle an open verification (verified, failed, expired); False when it was settled already."""
@@ -133,20 +120,11 @@ class VerificationsTable:
 
     def _update(self, verification_id: str, expression: str, condition: str, values: dict, *,
                 names: dict | None = None) -> bool:
-        try:
-            self._dynamodb.update_item(TableName=self.name, Key={"verification_id": {"S": verification_id}},
-                                       UpdateExpression=expression, ConditionExpression=condition,
-                                       ExpressionAttributeNames={"#state": "state", **(names or {})},
-                                       ExpressionAttributeValues=values)
-            return True
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+        return aws.conditional(self._dynamodb.update_item, TableName=self.name,
+                               Key={"verification_id": {"S": verification_id}}, UpdateExpression=expression,
+                               ConditionExpression=condition,
+                               ExpressionAttributeNames={"#state": "state", **(names or {})},
+                               ExpressionAttributeValues=values) is not None
 
 
 def _verification(item: dict) -> Verification:
