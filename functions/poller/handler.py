@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from oms.availability import count_attempt
 from oms.normalizers import SUPPORTED
 from oms.observability import logger, metrics
 from oms.services.dependencies import poll_ports, poll_settings
@@ -49,6 +50,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     for outcome in outcomes:
         logger.info("shop polled", extra=outcome.as_dict())
         _emit_metrics(outcome)
+        if outcome.state != "busy":  # a skipped poll (another holds the lease) is no attempt
+            count_attempt(outcome.channel, failed=outcome.state == "failed")
     return {"channel": request.channel, "shops": [outcome.as_dict() for outcome in outcomes]}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -37,6 +38,7 @@ from oms.domain.review import (
 )
 from oms.observability import logger
 from oms.services import review
+from oms.services.kpi_report import KpiRangeError, kpi_report
 from oms.settings import get_settings
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -261,6 +263,99 @@ def item_audit(item_id: ItemId) -> list[AuditEntryResponse]:
 @app.get("/review/audit", responses=_responses(list[AuditEntryResponse]), summary="A day's decisions across items (admins)")
 def day_audit(day: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]) -> list[AuditEntryResponse]:
     return [AuditEntryResponse(**entry) for entry in review.audit_of_day(_reviewer(), day, _ports())]
+
+
+class KpiResponse(BaseModel):
+    name: str
+    value: float | int | None = Field(description="a rate as a fraction 0..1, seconds, or orders; null: no data")
+    target: str
+    status: Literal["ok", "breach", "no_data", "reported"]
+
+
+class KpiSummaryResponse(BaseModel):
+    kpis: list[KpiResponse]
+    counts: dict[str, Any] = Field(description="the counters the KPIs come from")
+
+
+class KpiDayResponse(KpiSummaryResponse):
+    day: str
+
+
+class KpiHourResponse(BaseModel):
+    hour: str
+    kpis: list[KpiResponse]
+    channels: dict[str, dict[str, Any]] = Field(description="counters per channel (`_system`: handler invocations)")
+
+
+class LatencyHistogramResponse(BaseModel):
+    bounds_seconds: list[int]
+    counts: list[int] = Field(description="orders per bucket; the last one is above the last bound")
+
+
+class ReviewQueueResponse(BaseModel):
+    open_items: int
+    oldest_open_age_seconds: int | None
+    by_source: dict[str, int]
+
+
+class AllocationOutcomesResponse(BaseModel):
+    allocated_automatically: int
+    sent_to_review: int
+
+
+class KpiReportResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    generated_at: str
+    channel: str | None
+    overall: KpiSummaryResponse
+    channels: dict[str, KpiSummaryResponse]
+    days: list[KpiDayResponse]
+    hours: list[KpiHourResponse]
+    latency_histogram: LatencyHistogramResponse
+    review_queue: ReviewQueueResponse
+    allocation_outcomes: AllocationOutcomesResponse
+    risk_holds: int
+
+
+Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="a UTC day, YYYY-MM-DD")]
+
+
+def _day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidActionError(f"{name}: {value} is not a day") from None
+
+
+@lru_cache(maxsize=1)
+def _kpi_counters():
+    from oms.adapters.kpi_counters_table import KpiCountersTable
+
+    return KpiCountersTable(get_settings().kpi_table)
+
+
+@app.get("/kpis", responses=_responses(KpiReportResponse),
+         summary="The six KPIs over UTC days (default today; at most 31), overall, per channel, day and hour")
+def get_kpis(
+    from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}-\d{2}$",
+                                       description="first UTC day, YYYY-MM-DD")] = None,
+    to: Day = None,
+    channel: Annotated[Literal[CHANNELS] | None, Query()] = None,  # type: ignore[valid-type]
+) -> KpiReportResponse:
+    reviewer = _reviewer()
+    if not reviewer.roles:
+        raise ForbiddenError("only reviewers, risk reviewers and admins see the KPIs")
+    now = datetime.now(timezone.utc)
+    last = _day(to, "to") if to else now.date()
+    first = _day(from_, "from") if from_ else last
+    try:
+        report = kpi_report(_kpi_counters(), _ports().items, first, last, now, channel)
+    except KpiRangeError as error:
+        raise InvalidActionError(str(error)) from None
+    return KpiReportResponse.model_validate(report)
 
 
 def _error(status: int, error: Exception) -> Response:

@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from oms.adapters import aws
+from oms.availability import count_attempt
 from oms.observability import logger, metrics
 from oms.services.dependencies import poll_ports, poll_settings
 from oms.services.ingest import retry_window
@@ -73,6 +74,7 @@ def _retry(message: FailedWindowMessage) -> dict:
         },
     )
     metrics.add_metric(name=f"RetryWindows_{outcome.state}", unit="Count", value=1)
+    count_attempt(message.channel, failed=outcome.state != "recovered")  # inside the idempotent call: once
     return {"state": outcome.state}
 
 

@@ -58,7 +58,7 @@ APPROVE, REJECT = "/review/items/{item_id}/approve", "/review/items/{item_id}/re
 REASSIGN, RELEASE = "/review/items/{item_id}/reassign", "/review/items/{item_id}/release-hold"
 RESEND, ITEM_AUDIT = "/review/items/{item_id}/resend-code", "/review/items/{item_id}/audit"
 REPLAY = "/review/items/{item_id}/replay"
-LIST, DAY_AUDIT = "/review/items", "/review/audit"
+LIST, DAY_AUDIT, KPIS = "/review/items", "/review/audit", "/kpis"
 MOVE = {**REASON, "warehouse_id": "WH-WEST"}
 
 ROWS = [
@@ -77,6 +77,7 @@ ROWS = [
     Row(403, "GET", ITEM_AUDIT, "reviewer", "stock"),
     Row(403, "GET", ITEM_AUDIT, "risk_reviewer", "risk"),
     Row(403, "GET", DAY_AUDIT, "risk_reviewer", params={"day": "2026-11-30"}),
+    Row(403, "GET", KPIS, "no_group", note="signed in, but in no reviewer group"),
     # 404: an unknown item
     Row(404, "GET", ITEM, "admin", UNKNOWN),
     Row(404, "POST", CLAIM, "reviewer", UNKNOWN),
@@ -122,6 +123,8 @@ ROWS = [
     Row(422, "GET", ITEM_AUDIT, "admin", "not-an-id", named="item_id"),
     Row(422, "GET", DAY_AUDIT, "admin", named="day", note="missing"),
     Row(422, "GET", DAY_AUDIT, "admin", params={"day": "30.11.2026"}, named="day"),
+    Row(422, "GET", KPIS, "reviewer", params={"from": "30.11.2026"}, named="from"),
+    Row(422, "GET", KPIS, "risk_reviewer", params={"channel": "ebay"}, named="channel"),
 ]
 # The statuses each route must be tried for (401 is test_review_api.py's; 404 needs an item in the path;
 # 409 a claim or a decision).
@@ -155,7 +158,10 @@ def api():
 
 
 def call(api, method: str, path: str, role: str, username: str | None = None, **kwargs) -> requests.Response:
-    headers = {"Authorization": issue_token(api, role, username=username or f"{role}@example.com"),
+    # "no_group": a user of the pool who is in none of the reviewer groups
+    token = (issue_token(api, "reviewer", username="nobody@example.com", overrides={"cognito:groups": []})
+             if role == "no_group" else issue_token(api, role, username=username or f"{role}@example.com"))
+    headers = {"Authorization": token,
                **kwargs.pop("headers", {})}
     return requests.request(method, f"{api.api_url}{path}", headers=headers, timeout=30, **kwargs)
 

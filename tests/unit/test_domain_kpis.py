@@ -98,3 +98,20 @@ def test_kpis_render_as_json_ready_values():
     shown = [kpi.as_dict() for kpi in kpis(PeriodCounts(allocation_needed=3, allocated_automatically=2))]
     rate = next(kpi for kpi in shown if kpi["name"] == "auto_allocation_rate")
     assert rate == {"name": "auto_allocation_rate", "value": 0.6667, "target": ">= 95%", "status": "breach"}
+
+
+def test_quarantined_orders_count_in_the_exception_ratio_on_both_sides():
+    # GIVEN 96 stored orders, 1 sent to review, and 4 orders too malformed to store
+    counts = PeriodCounts(orders_stored=96, exceptions=1, orders_quarantined=4)
+    # THEN 5 of 100 received orders needed a person: 5%, an alert
+    kpi = by_name(counts)["exception_order_ratio"]
+    assert (kpi.value, kpi.status) == (Fraction(5, 100), "breach")
+    # AND quarantine alone, with nothing stored, is still a ratio (100%), not no_data
+    assert by_name(PeriodCounts(orders_quarantined=2))["exception_order_ratio"].status == "breach"
+
+
+def test_counts_as_a_dict_are_json_ready():
+    counts = PeriodCounts(orders_stored=3, staff_days=Decimal("2.5")).with_latency(12)
+    shown = counts.as_dict()
+    assert shown["latency"] == [0, 1, 0, 0, 0, 0, 0, 0, 0, 0] and shown["staff_days"] == 2.5
+    assert PeriodCounts(staff_days=Decimal(147)).as_dict()["staff_days"] == 147

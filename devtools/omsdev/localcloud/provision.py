@@ -37,7 +37,8 @@ from omsdev.localcloud.template import (
 )
 
 # Types that need no emulated service: the local cloud runs functions in-process and wires their
-# Events itself; IAM, logs and alarms have no local effect.
+# Events itself; IAM, logs and alarms have no local effect (so neither has an alarm topic's e-mail
+# subscription: nothing publishes to it locally, and SNS would only send a confirmation mail).
 RECORDED_TYPES = {
     "AWS::Serverless::Function": "function",
     "AWS::Serverless::LayerVersion": "layer",
@@ -49,6 +50,7 @@ RECORDED_TYPES = {
     "AWS::Logs::LogGroup": "log_group",
     "AWS::CloudWatch::Alarm": "alarm",
     "AWS::CloudWatch::Dashboard": "plain",
+    "AWS::SNS::Subscription": "plain",
     "AWS::Serverless::Api": "plain",
     "AWS::Serverless::HttpApi": "plain",
     "AWS::Cognito::UserPool": "user_pool",

@@ -60,6 +60,9 @@ class Settings(BaseModel):
     carrier_api_url: str = Field(default="", alias="CARRIER_API_URL")
     attendance_api_url: str = Field(default="", alias="ATTENDANCE_API_URL")
     quality_api_url: str = Field(default="", alias="QUALITY_API_URL")
+    kpi_table: str = Field(alias="KPI_TABLE", min_length=1)
+    # A first shipment this many hours after payment or sooner is on time.
+    ship_by_hours: int = Field(alias="SHIP_BY_HOURS", ge=1, le=720)
     # Empty in AWS; points boto3 at LocalStack or the local cloud's moto server elsewhere.
     aws_endpoint_url: str | None = Field(default=None, alias="OMS_AWS_ENDPOINT_URL")
 

@@ -1,6 +1,7 @@
 """What every Orders-stream consumer does around its record handler: a BatchProcessor per
 invocation (partial batch failures: the stream retries from the first failed record), the
-outcomes counted by state, and one EMF document of those counts per invocation."""
+outcomes counted by state, one EMF document of those counts per invocation, and the invocation
+counted, succeeded or failed, for the availability KPI."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from oms.availability import count_attempt
 from oms.observability import publish_counts
 
 
@@ -22,6 +24,7 @@ def process_stream_batch(event: dict, context: LambdaContext, record_handler: Ca
     of one function in this process at once (Lambda: one per container). `finally_` runs after the
     batch, failed or not, before the counts are published."""
     states: Counter = Counter()
+    failed = True
 
     def counted(record: DynamoDBRecord):
         result = record_handler(record)
@@ -33,8 +36,11 @@ def process_stream_batch(event: dict, context: LambdaContext, record_handler: Ca
                                             processor=BatchProcessor(event_type=EventType.DynamoDBStreams),
                                             context=context)
         states["failed"] += len(response["batchItemFailures"])
+        failed = bool(response["batchItemFailures"])
         return response
     finally:
         if finally_ is not None:
             finally_()
         publish_counts(metric_prefix, states)
+        count_attempt(failed=failed)
+

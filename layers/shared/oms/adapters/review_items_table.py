@@ -121,6 +121,28 @@ class ReviewItemsTable:
             if len(found) == limit:
                 return found, _encode_cursor(last_key)
 
+    def open_summary(self, now: datetime) -> dict:
+        """How many items are open, per source, and the age of the oldest: the open partition of
+        `by_status`, keys and two attributes only (a queue is hundreds of items, not millions)."""
+        kwargs = {"TableName": self.name, "IndexName": STATUS_INDEX, "KeyConditionExpression": "#status = :open",
+                  "ProjectionExpression": "#source, created_at", "ExpressionAttributeNames": {
+                      "#status": "status", "#source": "source"}, "ExpressionAttributeValues": {":open": {"S": "open"}}}
+        by_source: dict[str, int] = {}
+        oldest: str | None = None
+        while True:
+            page = self._dynamodb.query(**kwargs)
+            for item in page["Items"]:
+                source = item["source"]["S"]
+                by_source[source] = by_source.get(source, 0) + 1
+                created = item["created_at"]["S"]
+                oldest = created if oldest is None or created < oldest else oldest
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        age = None if oldest is None else max(int((now - datetime.fromisoformat(oldest.replace("Z", "+00:00")))
+                                                  .total_seconds()), 0)
+        return {"open_items": sum(by_source.values()), "oldest_open_age_seconds": age, "by_source": by_source}
+
     def claim(self, item_id: str, reviewer: str, now: datetime, until: datetime) -> dict | None:
         """Hold an open item until `until` unless someone else holds it; the item, or None when refused."""
         response = aws.conditional(

@@ -9,7 +9,7 @@ turns any such counts into the six indicators, each with its target and a status
 | ingestion latency | p95 of (stored - paid at the channel), from a latency histogram | <= 60 s (seed: 15 min) |
 | auto-allocation success | orders allocated without a person / orders that needed allocating | >= 95% |
 | first-shipment on time | first shipments made by their deadline / first shipments due | >= 92% |
-| exception-order ratio | orders that went to review / orders stored | alert at >= 3% |
+| exception-order ratio | orders that went to review or quarantine / orders received | alert at >= 3% |
 | orders per staff-day | orders shipped / staff-days worked (attendance feed) | (reported) |
 | availability | successful poll windows and invocations / all of them | >= 99.5% |
 
@@ -48,12 +48,15 @@ class PeriodCounts:
     """Counters of one period (and channel); every field adds up under `merge`."""
 
     orders_stored: int = 0
+    orders_paid: int = 0  # counted in the hour paid at the channel (the demand profile)
     latency: tuple[int, ...] = (0,) * (len(LATENCY_BUCKETS) + 1)
     allocation_needed: int = 0
     allocated_automatically: int = 0
     first_shipments_due: int = 0
     first_shipments_on_time: int = 0
-    exceptions: int = 0
+    exceptions: int = 0  # stored orders sent to review (by allocation or risk), once per order
+    orders_quarantined: int = 0  # orders too malformed to store, each once
+    risk_holds: int = 0
     orders_shipped: int = 0
     staff_days: Decimal = Decimal(0)
     attempts_ok: int = 0
@@ -71,6 +74,13 @@ class PeriodCounts:
             raise ValueError("more orders allocated automatically than needed allocating")
         if self.first_shipments_on_time > self.first_shipments_due:
             raise ValueError("more first shipments on time than due")
+
+    def as_dict(self) -> dict:
+        """JSON-able counters (the latency histogram as a list, staff-days as a number)."""
+        values = {item.name: getattr(self, item.name) for item in fields(self)}
+        values["latency"] = list(self.latency)
+        values["staff_days"] = float(self.staff_days) if self.staff_days % 1 else int(self.staff_days)
+        return values
 
     def with_latency(self, seconds: float) -> PeriodCounts:
         """These counts with one more stored order of this ingestion latency."""
@@ -132,7 +142,7 @@ def kpis(counts: PeriodCounts) -> list[Kpi]:
     latency = latency_p95_seconds(counts)
     allocation = _share(counts.allocated_automatically, counts.allocation_needed)
     on_time = _share(counts.first_shipments_on_time, counts.first_shipments_due)
-    exceptions = _share(counts.exceptions, counts.orders_stored)
+    exceptions = _share(counts.exceptions + counts.orders_quarantined, counts.orders_stored + counts.orders_quarantined)
     attempts = counts.attempts_ok + counts.attempts_failed
     availability = _share(counts.attempts_ok, attempts)
     per_staff_day = (None if counts.staff_days == 0
