@@ -8,7 +8,7 @@ import threading
 import time
 from datetime import timedelta
 
-from omsdev import allocation_demo, risk_demo
+from omsdev import allocation_demo, kpi_summary, risk_demo
 from omsdev.commands.local_token import register_token
 from omsdev.demo import IngestTally, reconcile, simulated_channels, start_shop
 from omsdev.localcloud.cloud import DEFAULT_TEMPLATE, LocalCloud
@@ -91,9 +91,10 @@ def run_up(args) -> int:
         print("resources provisioned; nothing else started (--duration 0)")
         return 0
     print(f"API: {cloud.api_url} (buyers: POST /verifications/{{verification_id}}; reviewers: /review/items ...)")
+    token = issue_token(cloud, "reviewer", username="demo-reviewer@example.com")
     print("reviewer token (1 h; more with `oms local token --role reviewer|risk_reviewer|admin`):\n"
-          f"  curl -H 'Authorization: {issue_token(cloud, 'reviewer', username='demo-reviewer@example.com')}' "
-          f"{cloud.api_url}/review/items")
+          f"  curl -H 'Authorization: {token}' {cloud.api_url}/review/items")
+    print(f"KPI dashboard (the token stays in the URL fragment): {cloud.api_url}/dashboard#token={token}")
     sms = risk_demo.start_sms()
     print(f"simulator: Aliyun SMS at {sms.url}")
     stop = threading.Event()
@@ -145,6 +146,8 @@ def run_up(args) -> int:
         for line in allocation_demo.summary():
             print(line)
         for line in risk_demo.summary(runner, shops, sms):
+            print(line)
+        for line in kpi_summary.summary():
             print(line)
         sms.stop()
         for shop in shops:

@@ -38,6 +38,10 @@ in the URL (as `sam local start-api`); the events carry the stage where API Gate
   to them): Headers (a quoted literal or `method.request.header.X`), StatusCode and an application/json
   ResponseTemplate, per response type (UNAUTHORIZED, MISSING_AUTHENTICATION_TOKEN, THROTTLED,
   INTEGRATION_FAILURE, INTEGRATION_TIMEOUT) or DEFAULT_4XX / DEFAULT_5XX.
+- The KPI dashboard: GET /dashboard (and /dashboard/<file>) serves the page in `omsdev/dashboard/`
+  from the local front itself, ahead of the template's routes, like the CloudWatch dashboard in AWS
+  (no API Gateway route). The page needs no token; it reads `GET /kpis` with the token in its URL
+  fragment (`/dashboard#token=...`), which browsers never send to the server.
 Not emulated yet (refused by name when the template asks for them): Lambda and IAM authorizers,
 authorization scopes, HTTP API authorizers; not emulated at all: HTTP API CorsConfiguration, API keys and
 usage plans, routes defined only in an OpenAPI DefinitionBody.
@@ -57,6 +61,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
@@ -80,6 +85,23 @@ _DROPPED_RESPONSE_HEADERS = {"content-length", "transfer-encoding", "connection"
 
 # Every HTTP method, for a CORS preflight's Allow-Methods on a path with an ANY route (as SAM lists them).
 ALL_METHODS = ("OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+
+# The KPI dashboard page and its assets (developer tooling, served by the local front, not a route).
+DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
+DASHBOARD_PATH = "/dashboard"
+# Only these kinds of file are served from it, each with its type.
+DASHBOARD_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                   ".css": "text/css; charset=utf-8", ".md": "text/markdown; charset=utf-8",
+                   ".txt": "text/plain; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml",
+                   ".png": "image/png", ".ico": "image/x-icon"}
+# The page loads nothing from elsewhere and talks only to its own origin; edits show on reload.
+DASHBOARD_HEADERS = [
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+]
 
 
 class GatewayAnswer(NamedTuple):
@@ -690,6 +712,38 @@ def build_authorizer(stack, api: ApiStage, name: str) -> RouteAuthorizer:
     return RouteAuthorizer(name, str(identity.get("Header") or "Authorization"), CognitoVerifier(stack, arns))
 
 
+# -- the dashboard page ----------------------------------------------------------------------------
+
+def is_dashboard_path(raw_path: str) -> bool:
+    return raw_path == DASHBOARD_PATH or raw_path.startswith(DASHBOARD_PATH + "/")
+
+
+def dashboard_file(raw_path: str, directory: Path = DASHBOARD_DIR) -> Path | None:
+    """The file of `directory` a /dashboard path names (the page for /dashboard itself), or None: only
+    plain names of files inside it, of a served type; no dot-files, no `..`, no escaping by links."""
+    rest = unquote(raw_path[len(DASHBOARD_PATH):]).strip("/") or "index.html"
+    parts = rest.split("/")
+    if any(not part or part.startswith(".") or "\\" in part or "\0" in part for part in parts):
+        return None
+    root = directory.resolve()
+    candidate = root.joinpath(*parts).resolve()
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    return candidate if candidate.suffix.lower() in DASHBOARD_TYPES else None
+
+
+def dashboard_response(request: HttpRequest, directory: Path = DASHBOARD_DIR) -> HttpResponse:
+    """The local front's answer to a /dashboard request: the file, 404, or 405 for other methods."""
+    if request.method.upper() not in ("GET", "HEAD"):
+        return HttpResponse(405, [("Allow", "GET, HEAD"), ("Content-Type", "text/plain; charset=utf-8")],
+                            b"Method Not Allowed")
+    path = dashboard_file(request.raw_path, directory)
+    if path is None:
+        return HttpResponse(404, [("Content-Type", "text/plain; charset=utf-8"), *DASHBOARD_HEADERS], b"Not Found")
+    return HttpResponse(200, [("Content-Type", DASHBOARD_TYPES[path.suffix.lower()]), *DASHBOARD_HEADERS],
+                        path.read_bytes())
+
+
 # -- the server ------------------------------------------------------------------------------------
 
 class ApiGateway:
@@ -732,7 +786,7 @@ class ApiGateway:
                 if name is not None:
                     self.preflight_authorizers[key] = authorizer(key, name)
         self.counters = {"requests": 0, "not_found": 0, "throttled": 0, "unauthorized": 0, "preflights": 0,
-                         "errors": 0}
+                         "errors": 0, "dashboard": 0}
         self._counters_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -778,7 +832,11 @@ class ApiGateway:
 
     # -- one request -----------------------------------------------------------------------------
     def handle(self, request: HttpRequest) -> HttpResponse:
-        """What API Gateway answers to the request (routing, throttling, invocation, mapping)."""
+        """What API Gateway answers to the request (routing, throttling, invocation, mapping); the
+        dashboard page's paths are the local front's own."""
+        if is_dashboard_path(request.raw_path):
+            self._count("dashboard")
+            return dashboard_response(request)
         self._count("requests")
         request_id, epoch_seconds = str(uuid.uuid4()), time.time()
         if request.method.upper() == "OPTIONS":
