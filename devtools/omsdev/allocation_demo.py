@@ -5,7 +5,9 @@ The warehouses, SKU mappings and shelf counts are the CSV files in `devtools/oms
 loaded with the same code as `oms inventory load`; the shelf counts go to the WMS simulator, and the
 feeds bring them (and transit times, staff, error rates) into the snapshots, as in AWS. The channel
 simulators' seller codes are mapped, one through a 5-pack bundle; one code is left unmapped and one
-keyboard is scarce, so the review queue shows both reasons.
+keyboard is scarce, so the review queue shows both reasons. The warehouses ship what they confirmed
+after a short while (Hong Kong, the cross-border one, more slowly), and the shipments feed deducts the
+units and marks the orders shipped at the WMS's time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 from oms.adapters import aws
@@ -30,15 +33,20 @@ TRANSIT_HOURS = {  # origin -> region -> hours, the carrier's answer
 }
 STAFF = {"WH-HZ": (60, 450), "WH-GZ": (45, 420), "WH-BJ": (30, 400), "WH-HK": (12, 300)}
 QUALITY = {"WH-HZ": (12000, 60), "WH-GZ": (9000, 90), "WH-BJ": (7000, 35), "WH-HK": (3000, 45)}
+# Seconds from a confirmed reservation to its parcel leaving, and the warehouse's carrier.
+SHIPPING = {"WH-HZ": (20, "SF"), "WH-GZ": (20, "ZTO"), "WH-BJ": (30, "YTO"), "WH-HK": (60, "DHL")}
+FEEDS = ("wms", "carrier", "attendance", "quality", "shipments")
 
 
 def start_sources() -> list:
     """The four APIs, each registered by its secret (`oms/sources/<source>`), the WMS holding the demo's
-    shelf counts."""
+    shelf counts and shipping what it confirmed."""
     warehouses = sorted(TRANSIT_HOURS)
     wms_api, wms_credentials = wms.launch(warehouses)
     for row in _rows("stock.csv"):
         wms_api.set_stock(row["warehouse_id"], row["sku"], int(row["on_hand"]))
+    for warehouse_id, (seconds, carrier_name) in SHIPPING.items():
+        wms_api.configure_warehouse(warehouse_id, ship_after=timedelta(seconds=seconds), carrier=carrier_name)
     launched = [(wms_api, wms_credentials, "wms"),
                 (*carrier.launch(TRANSIT_HOURS), "carrier"),
                 (*attendance.launch(STAFF), "attendance"),
@@ -67,8 +75,8 @@ def load_master_data() -> list[dict]:
 
 
 def refresh_feeds(cloud) -> dict:
-    """Run each feed once now (their schedules take over afterwards)."""
-    return {source: cloud.invoke("FeedFunction", {"source": source}) for source in ("wms", "carrier", "attendance", "quality")}
+    """Run each feed once now (their schedules take over afterwards, shipments every minute)."""
+    return {source: cloud.invoke("FeedFunction", {"source": source}) for source in FEEDS}
 
 
 def summary(limit: int = 3) -> list[str]:
@@ -83,8 +91,8 @@ def summary(limit: int = 3) -> list[str]:
             states[item["state"]["S"]] += 1
             if item["state"]["S"] == "refused":
                 reasons[item.get("reason", {}).get("S", "?")] += 1
-            elif item["state"]["S"] == "confirmed":
-                confirmed.append(item["order_key"]["S"])
+            elif item["state"]["S"] in ("confirmed", "deducted") and item.get("shipments", {}).get("L"):
+                confirmed.append(item["order_key"]["S"])  # allocated (and perhaps shipped since)
         if "LastEvaluatedKey" not in page:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

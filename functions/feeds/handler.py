@@ -1,8 +1,10 @@
 """Scheduled feed of one allocation data source (EventBridge Scheduler input `{"source": ...}`).
 
 `wms` mirrors every warehouse's stock into the Inventory table; `carrier`, `attendance` and `quality`
-refresh the transit-time, staff-load and error-rate snapshots (see `oms.services.feeds`). A source
-without an API in this deployment is reported as not configured. A failed refresh raises, so the
+refresh the transit-time, staff-load and error-rate snapshots; `shipments` records what the warehouses
+shipped since the last run (units deducted, orders shipped at the WMS's time, through allocation's
+`record_shipment`; see `oms.services.feeds`). A source without an API in this deployment is reported
+as not configured. A failed refresh raises, so the
 invocation fails and CloudWatch sees it (the schedule does not retry: the next run is the retry).
 """
 
@@ -16,7 +18,7 @@ from oms.adapters.clock import SystemClock
 from oms.adapters.facts_table import FactsTable
 from oms.adapters.warehouses_table import WarehousesTable
 from oms.observability import logger, metrics
-from oms.services.feeds import SOURCES, FeedPorts, PartialFeedError, refresh_source
+from oms.services.feeds import FEEDS, FeedPorts, PartialFeedError, refresh_source
 from oms.settings import Settings, get_settings
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -32,8 +34,8 @@ class FeedEvent(BaseModel):
     @field_validator("source")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in SOURCES:
-            raise ValueError(f"source {value!r} has no feed; known sources: {', '.join(SOURCES)}")
+        if value not in FEEDS:
+            raise ValueError(f"source {value!r} has no feed; known sources: {', '.join(FEEDS)}")
         return value
 
 
@@ -51,10 +53,24 @@ def feed_ports(settings: Settings, source: str, *, deadline: float | None) -> Fe
         from oms.adapters.sources.carrier import carrier_client
 
         ports.carrier = carrier_client(settings, deadline=deadline)
+    elif source == "shipments":
+        from functools import partial
+
+        from oms.adapters.reservation_store import ReservationStore
+        from oms.adapters.sources.wms import wms_client
+        from oms.services.allocate import ShippingPorts, record_shipment
+
+        ports.shipments = wms_client(settings, deadline=deadline)
+        shipping = ShippingPorts(
+            reservations=ReservationStore(settings.reservations_table, settings.inventory_table, settings.orders_table),
+            clock=SystemClock())
+        ports.record_shipment = partial(record_shipment, ports=shipping)
     elif source == "attendance":
+        from oms.adapters.kpi_counters_table import KpiCountersTable
         from oms.adapters.sources.attendance import attendance_client
 
         ports.attendance = attendance_client(settings, deadline=deadline)
+        ports.staff_days = KpiCountersTable(settings.kpi_table)
     else:
         from oms.adapters.sources.quality import quality_client
 
@@ -73,7 +89,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
                                  SystemClock().now())
     except PartialFeedError as error:
         logger.error("feed partly failed", extra={**error.outcome.as_dict(), "failed": error.failed})
-        _emit_metrics(request.source, refreshed=False, failed=True)
+        _emit_metrics(request.source, refreshed=False, failed=True, outcome=error.outcome)
         raise
     except Exception:
         logger.exception("feed failed")
@@ -83,13 +99,17 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         logger.warning("source not configured: no API URL in the settings or its secret", extra=outcome.as_dict())
     else:
         logger.info("feed refreshed", extra=outcome.as_dict())
-    _emit_metrics(request.source, refreshed=outcome.state == "refreshed", failed=False)
+    _emit_metrics(request.source, refreshed=outcome.state == "refreshed", failed=False, outcome=outcome)
     return outcome.as_dict()
 
 
-def _emit_metrics(source: str, *, refreshed: bool, failed: bool) -> None:
+def _emit_metrics(source: str, *, refreshed: bool, failed: bool, outcome=None) -> None:
     # One EMF document per run: a missing FeedRefreshed_<source> datapoint is what an alarm watches.
     metrics.clear_metrics()
     metrics.add_metric(name=f"FeedRefreshed_{source}", unit=MetricUnit.Count, value=int(refreshed))
     metrics.add_metric(name=f"FeedFailed_{source}", unit=MetricUnit.Count, value=int(failed))
+    if source == "shipments" and outcome is not None:
+        # Unmatched shipments are parcels the WMS sent for orders we do not hold: worth an alarm.
+        metrics.add_metric(name="ShipmentsRecorded", unit=MetricUnit.Count, value=outcome.shipments_recorded)
+        metrics.add_metric(name="ShipmentsUnmatched", unit=MetricUnit.Count, value=outcome.shipments_unmatched)
     metrics.flush_metrics()

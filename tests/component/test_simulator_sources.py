@@ -293,6 +293,165 @@ def test_launch_returns_a_started_wms_and_the_secret_our_client_reads():
         simulator.stop()
 
 
+# WMS shipments -------------------------------------------------------------------------------------------
+
+SHIPMENTS = "/v1/warehouses/WH-A/shipments"
+
+
+def shipments(sim, query: str = "", **kwargs):
+    return call(sim, "GET", SHIPMENTS + (f"?{query}" if query else ""), **kwargs)
+
+
+def all_shipment_pages(sim, query: str) -> list[dict]:
+    pages, token = [], None
+    while True:
+        response = shipments(sim, query + (f"&page_token={token}" if token else ""))
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        token = pages[-1]["next_page_token"]
+        if token is None:
+            return pages
+
+
+def test_a_warehouse_ships_a_confirmed_reservation_once_ship_after_has_passed(warehouse, clock):
+    # GIVEN a warehouse that confirms after 2 s and ships 10 s after confirming, with 5 units on the shelf
+    warehouse.set_stock("WH-A", "SKU-1", 5)
+    warehouse.configure_warehouse("WH-A", confirm_after=timedelta(seconds=2), ship_after=timedelta(seconds=10))
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-ship"))
+    # WHEN its clock moves to 11.9 s, then to 12.1 s
+    clock.advance(11.9)
+    before = shipments(warehouse).json()
+    clock.advance(0.2)
+    after = shipments(warehouse).json()
+    # THEN nothing had shipped before; after, the parcel is listed at confirmation + ship_after with its tracking
+    assert before["items"] == []
+    assert after["items"] == [{"reservation_id": "r-ship", "order_key": "taobao#s1#1001",
+                               "shipped_at": "2026-11-11T02:00:12.000Z", "tracking_number": "SF000000000001",
+                               "carrier": "SF", "lines": [{"sku": "SKU-1", "quantity": 2}]}]
+    assert after["next_page_token"] is None and after["as_of"] == "2026-11-11T02:00:12.100Z"
+    # AND its units left the shelf, and it still reads as confirmed
+    assert warehouse.stock("WH-A") == {"SKU-1": 3}
+    assert call(warehouse, "GET", "/v1/warehouses/WH-A/reservations/r-ship").json()["status"] == "confirmed"
+
+
+def test_by_default_a_warehouse_never_ships_by_itself_and_a_test_can_ship_explicitly(warehouse, clock):
+    # GIVEN a confirmed reservation at a warehouse without ship_after
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-manual"))
+    clock.advance(timedelta(days=3))
+    assert shipments(warehouse).json()["items"] == []
+    # WHEN a test ships it at a time of its choosing, twice
+    at = clock.now() - timedelta(hours=1)
+    first = warehouse.ship("WH-A", "r-manual", at, tracking_number="YT123", carrier="YTO")
+    again = warehouse.ship("WH-A", "r-manual")
+    # THEN it is listed once, at that time, with that tracking number
+    assert first is again and again.shipped_at == at
+    items = shipments(warehouse).json()["items"]
+    assert [(i["reservation_id"], i["tracking_number"], i["carrier"]) for i in items] == [("r-manual", "YT123", "YTO")]
+
+
+def test_cancelled_rejected_and_pending_reservations_never_ship_and_a_shipped_one_cannot_be_cancelled(warehouse, clock):
+    # GIVEN a warehouse shipping 5 s after confirming: one reservation cancelled, one left to ship
+    warehouse.configure_warehouse("WH-A", ship_after=timedelta(seconds=5))
+    for reservation_id in ("r-cancelled", "r-shipped"):
+        call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation(reservation_id))
+    call(warehouse, "DELETE", "/v1/warehouses/WH-A/reservations/r-cancelled")
+    # AND one rejected, and one at a warehouse that stopped answering (so never confirmed)
+    warehouse.configure_warehouse("WH-A", reject_reason="cycle count")
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-rejected"))
+    warehouse.configure_warehouse("WH-A", reject_reason=None)
+    # WHEN time passes
+    clock.advance(60)
+    # THEN only the live one shipped; it cannot be cancelled now, and a test cannot ship the others
+    assert [item["reservation_id"] for item in shipments(warehouse).json()["items"]] == ["r-shipped"]
+    refused = call(warehouse, "DELETE", "/v1/warehouses/WH-A/reservations/r-shipped")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "conflict"
+    for reservation_id in ("r-cancelled", "r-rejected"):
+        with pytest.raises(ValueError):
+            warehouse.ship("WH-A", reservation_id)
+    # AND an unresponsive warehouse confirms nothing, so ships nothing
+    warehouse.configure_warehouse("WH-A", unresponsive=True)
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-silent"))
+    clock.advance(600)
+    assert len(shipments(warehouse).json()["items"]) == 1
+
+
+def test_shipments_are_keyset_paged_by_time_then_reservation_id_each_listed_once(warehouse, clock):
+    # GIVEN 5 shipments, three of them in the same millisecond, shipped out of id order
+    t = clock.now()
+    times = {"r-5": t + timedelta(seconds=1), "r-2": t + timedelta(seconds=3), "r-1": t + timedelta(seconds=3),
+             "r-3": t + timedelta(seconds=3), "r-4": t}
+    for reservation_id, at in times.items():
+        call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation(reservation_id))
+        warehouse.ship("WH-A", reservation_id, at)
+    # WHEN they are paged 2 at a time
+    pages = all_shipment_pages(warehouse, "page_size=2")
+    # THEN 3 pages list each once, by (shipped_at, reservation_id)
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert [i["reservation_id"] for page in pages for i in page["items"]] == ["r-4", "r-5", "r-1", "r-2", "r-3"]
+
+
+def test_since_is_inclusive_in_any_zone_and_a_shipment_after_the_page_position_is_still_listed(warehouse, clock):
+    # GIVEN shipments at 02:00:01.250 and 02:00:02 UTC
+    t = clock.now()
+    for reservation_id, seconds in (("r-early", 1.25), ("r-late", 2)):
+        call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation(reservation_id))
+        warehouse.ship("WH-A", reservation_id, t + timedelta(seconds=seconds))
+
+    def listed(since: str) -> list[str]:
+        response = requests.get(warehouse.url + SHIPMENTS, params={"since": since},
+                                headers={"X-Api-Key": warehouse.api_key}, timeout=5)
+        assert response.status_code == 200, response.text
+        return [item["reservation_id"] for item in response.json()["items"]]
+
+    # WHEN listed since exactly the first one's time (UTC, and the same instant in China time), and 1 ms later
+    # THEN the one at exactly `since` is listed, the one before it is not
+    assert listed("2026-11-11T02:00:01.250Z") == ["r-early", "r-late"]
+    assert listed("2026-11-11T10:00:01.250+08:00") == ["r-early", "r-late"]
+    assert listed("2026-11-11T02:00:01.251Z") == ["r-late"]
+    # AND a shipment scanned after a first page was read, sorting after its position, is on the next page
+    first = shipments(warehouse, "page_size=1").json()
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-new"))
+    warehouse.ship("WH-A", "r-new", t + timedelta(seconds=1.5))
+    rest = shipments(warehouse, f"page_size=5&page_token={first['next_page_token']}").json()
+    assert [i["reservation_id"] for i in rest["items"]] == ["r-new", "r-late"]
+
+
+@pytest.mark.parametrize("query", ["since=yesterday", "since=2026-11-11T02:00:00", "since=2026-13-01T00:00:00Z",
+                                   "page_token=%%%", "page_token=eyJhZnRlciI6ICJTS1UtMSJ9", "page_size=0",
+                                   "page_size=501"])
+def test_a_bad_since_token_or_page_size_is_400(warehouse, query):
+    # (the second token is a valid inventory token: not a shipments position)
+    response = shipments(warehouse, query)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_shipments_of_an_unknown_warehouse_are_404_and_the_endpoint_keeps_the_apis_conventions(warehouse):
+    unknown = call(warehouse, "GET", "/v1/warehouses/WH-NOPE/shipments")
+    wrong_key = shipments(warehouse, key="nope")
+    no_key = shipments(warehouse, key=None)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "warehouse_not_found"
+    assert wrong_key.status_code == no_key.status_code == 401
+    assert wrong_key.json()["error"]["code"] == "unauthorized"
+    assert warehouse.stats.by_operation()["GET /v1/warehouses/{warehouse_id}/shipments"]["auth_failed"] == 2
+
+
+def test_shipments_share_the_token_bucket_and_the_injected_faults():
+    # GIVEN a WMS with a burst of 2 on a clock only the test moves, and one whose calls all fail
+    limited = started("wms", rate=1.0, burst=2, monotonic=ManualClock())
+    failing = started("wms", faults=FaultPlan(rate=1.0, kinds=("5xx",), seed=3))
+    try:
+        # WHEN the shipments endpoint is called
+        statuses = [shipments(limited).status_code for _ in range(3)]
+        fault = shipments(failing)
+        # THEN it is rate limited like the others, and a fault answers with the API's envelope
+        assert statuses == [200, 200, 429]
+        assert fault.status_code in (500, 503) and fault.json()["error"]["code"] in ("unavailable", "internal")
+        assert failing.stats.count("fault_5xx") == 1
+    finally:
+        limited.stop()
+        failing.stop()
+
+
 # Carrier, attendance, quality ----------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The feed function on the local cloud: the four simulated sources' answers end up in the
-AllocationFacts snapshots (and, for the WMS, in the Inventory table); the FactsTable adapter against
-the same endpoint."""
+AllocationFacts snapshots (and, for the WMS, in the Inventory table); the WMS's shipments deduct the
+held units and ship the orders; the FactsTable adapter against the same endpoint."""
 
 from __future__ import annotations
 
@@ -8,15 +8,27 @@ import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from boto3.dynamodb.types import TypeDeserializer
 from oms.adapters import aws
 from oms.adapters.facts_table import FactsTable
 from oms.adapters.inventory_table import InventoryTable
-from oms.services.feeds import PartialFeedError, SourceError, business_day
+from oms.adapters.sources import SourceEndpoint, SourceHttp
+from oms.adapters.sources.wms import WmsClient
+from oms.services.allocate import allocate_order, deduct_order, release_order
+from oms.services.dependencies import allocation_ports, order_to_allocate
+from oms.services.feeds import PartialFeedError, SourceError, business_day, cursor_value
 from oms.settings import get_settings
+from omsdev.allocation_setup import WarehouseSetup, load_catalogue
 from omsdev.simulators import attendance, carrier, quality, wms
+from omsdev.simulators.sources_common import ManualWallClock, iso
 from pydantic import ValidationError
+
+from tests.integration.allocation_helpers import paid_order, reservation, stock_rows, store, stored_image
+
+SHIPMENTS_EVENT = json.loads((Path(__file__).parents[2] / "events" / "feeds" / "shipments.json").read_text())
 
 
 def register_warehouse(warehouse_id: str, regions: list[str], daily_capacity: int = 5000) -> None:
@@ -113,6 +125,11 @@ def test_each_source_is_fed_into_its_snapshot_and_the_wms_stock_into_the_invento
         hz: {"staff_on_shift": 40, "orders_per_staff_day": 450},
         gz: {"staff_on_shift": 12, "orders_per_staff_day": 380}}
     assert {key: value for key, (value, _) in snapshot["error"].items()} == {hz: Decimal("0.007"), gz: Decimal(0)}
+    # AND the day's roster is the KPIs' staff-days (52 people on shift across both warehouses)
+    from oms.adapters.kpi_counters_table import KpiCountersTable
+
+    roster_day = datetime.now(UTC).date()
+    assert KpiCountersTable(get_settings().kpi_table).staff_days(roster_day, roster_day) == {roster_day: 52}
     for rows in snapshot.values():
         assert all(before <= as_of <= datetime.now(UTC) for _, as_of in rows.values())
     # AND every source was asked exactly as often as needed, with no refusals
@@ -210,6 +227,121 @@ def test_a_failing_source_fails_the_invocation_and_leaves_the_snapshot_alone(clo
     with pytest.raises(SourceError, match="401"):
         cloud.invoke("FeedFunction", {"source": "attendance"})
     assert facts().read_source("labour")["WH-A"][1] == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+# WMS shipments ---------------------------------------------------------------------------------------------
+
+
+class ShippingWarehouse:
+    """One warehouse with 10 kettles in our Inventory table, its WMS (on a clock the test moves) registered
+    by its secret, and allocation's ports, as the AllocationFunction builds them."""
+
+    def __init__(self, cloud, simulators):
+        self.cloud = cloud
+        self.warehouse_id = f"WH-{uuid.uuid4().hex[:6]}"
+        load_catalogue([WarehouseSetup(self.warehouse_id, ("CN",), {"KETTLE": 10}, transit_hours={"CN": 24.0})],
+                       {"KETTLE-1L": [("KETTLE", 1)]})
+        # The WMS's clock runs 4 h behind ours (with milliseconds), so what it ships is in our past.
+        self.clock = ManualWallClock(datetime.now(UTC).replace(microsecond=250_000) - timedelta(hours=4))
+        self.wms, credentials = simulators(wms.launch([self.warehouse_id], clock=self.clock))
+        store_source_secret("wms", credentials)
+        self.ports = allocation_ports(get_settings())
+
+    def allocated_order(self, units: int) -> str:
+        order = paid_order("taobao", [("KETTLE-1L", units)])
+        store([order])
+        outcome = allocate_order(order_to_allocate(_plain(stored_image(self.cloud, order.order_key))), self.ports)
+        assert outcome.state == "allocated" and outcome.warehouses == [self.warehouse_id]
+        return order.order_key
+
+    def stock(self) -> dict:
+        return stock_rows(self.cloud)[f"{self.warehouse_id}#KETTLE"]
+
+
+def _plain(image: dict) -> dict:
+    deserializer = TypeDeserializer()
+    return {key: deserializer.deserialize(value) for key, value in image.items()}
+
+
+def test_a_wms_shipment_deducts_the_held_units_and_ships_the_order_at_the_wms_time(cloud, simulators):
+    # GIVEN an order holding 2 of the warehouse's 10 kettles, confirmed by its WMS, which ships 3 h later
+    warehouse = ShippingWarehouse(cloud, simulators)
+    warehouse.wms.configure_warehouse(warehouse.warehouse_id, ship_after=timedelta(hours=3), carrier="ZTO")
+    order_key = warehouse.allocated_order(2)
+    assert warehouse.stock() == {"on_hand": 10, "reserved": 2, "available": 8, "lines": 2}
+    warehouse.clock.advance(timedelta(hours=3, seconds=1))
+    [parcel] = warehouse.wms.shipments(warehouse.warehouse_id)
+
+    # WHEN the shipments feed runs (its scheduled event)
+    outcome = cloud.invoke("FeedFunction", SHIPMENTS_EVENT)
+
+    # THEN the shipment was recorded: the reservation is deducted, on hand and reserved both went down by 2
+    assert (outcome["state"], outcome["shipments_recorded"], outcome["shipments_unmatched"]) == ("refreshed", 1, 0)
+    assert reservation(cloud, order_key)["state"]["S"] == "deducted"
+    assert warehouse.stock() == {"on_hand": 8, "reserved": 0, "available": 8, "lines": 0}
+    # AND the order is shipped at the WMS's time, to the millisecond, with the parcel's tracking number
+    image = stored_image(cloud, order_key)
+    assert image["fulfillment_status"]["S"] == "shipped"
+    assert image["shipped_at"]["S"] == iso(parcel.shipped_at) == iso(warehouse.clock.now() - timedelta(seconds=1))
+    assert _plain(image)["shipment"] == {"warehouse_id": warehouse.warehouse_id, "reservation_id": f"{order_key}#v1",
+                                         "tracking_number": parcel.tracking_number, "carrier": "ZTO"}
+    # AND the warehouse's cursor is that shipment's time
+    assert facts().read_source("shipments")[warehouse.warehouse_id][0] == cursor_value(parcel.shipped_at)
+
+    # WHEN the feed runs again  THEN it reads the shipment again and changes nothing
+    again = cloud.invoke("FeedFunction", SHIPMENTS_EVENT)
+    assert (again["shipments_recorded"], again["shipments_already_recorded"]) == (0, 1)
+    assert stored_image(cloud, order_key) == image
+    assert warehouse.stock() == {"on_hand": 8, "reserved": 0, "available": 8, "lines": 0}
+
+
+def test_shipments_of_orders_we_do_not_hold_are_reported_and_the_others_recorded(cloud, simulators):
+    # GIVEN four parcels shipped by the WMS: an order we hold, one the channel cancelled after the parcel
+    # left (we released its units), one we never heard of, and a hold of an order that we know by another
+    # reservation (not the one we hold)
+    warehouse = ShippingWarehouse(cloud, simulators)
+    wms_id = warehouse.warehouse_id
+    shipped_key, cancelled_key, other_key = (warehouse.allocated_order(n) for n in (1, 3, 1))
+    stranger = f"taobao#alloc#{uuid.uuid4().hex[:8]}"
+    client = WmsClient(SourceHttp(SourceEndpoint("wms", warehouse.wms.url, warehouse.wms.api_key)))
+    client.request_confirmation(wms_id, f"{stranger}#v1", stranger, {"KETTLE": 1}, timeout_seconds=2)
+    client.request_confirmation(wms_id, f"{other_key}#v7", other_key, {"KETTLE": 1}, timeout_seconds=2)
+    for reservation_id in (f"{cancelled_key}#v1", f"{stranger}#v1", f"{other_key}#v7", f"{shipped_key}#v1"):
+        warehouse.wms.ship(wms_id, reservation_id)
+        warehouse.clock.advance(1)
+    assert release_order(cancelled_key, "order cancelled", warehouse.ports).state == "released"
+
+    # WHEN the shipments feed runs
+    outcome = cloud.invoke("FeedFunction", SHIPMENTS_EVENT)
+
+    # THEN it succeeds: the held order is recorded, the three others are counted and named with their reason
+    assert (outcome["state"], outcome["shipments_recorded"], outcome["shipments_unmatched"]) == ("refreshed", 1, 3)
+    assert outcome["unmatched"] == {f"{wms_id}/{cancelled_key}#v1": "released",
+                                    f"{wms_id}/{stranger}#v1": "no_reservation",
+                                    f"{wms_id}/{other_key}#v7": "other_reservation"}
+    assert stored_image(cloud, shipped_key)["fulfillment_status"]["S"] == "shipped"
+    # AND nothing was written for them: the cancelled order's units stay released, the stranger gets no record,
+    # the other order still holds its unit
+    assert reservation(cloud, cancelled_key)["state"]["S"] == "released" and reservation(cloud, stranger) is None
+    assert "shipped_at" not in stored_image(cloud, cancelled_key)
+    assert reservation(cloud, other_key)["state"]["S"] == "confirmed"
+    assert stored_image(cloud, other_key)["fulfillment_status"]["S"] == "allocated"
+    assert warehouse.stock() == {"on_hand": 9, "reserved": 1, "available": 8, "lines": 1}
+
+
+def test_a_shipment_the_channel_reported_first_changes_nothing_when_the_wms_reports_it(cloud, simulators):
+    # GIVEN an order the channel reported shipped (the Orders stream's deduct step ran)
+    warehouse = ShippingWarehouse(cloud, simulators)
+    order_key = warehouse.allocated_order(2)
+    assert deduct_order(order_key, warehouse.ports).state == "deducted"
+    image = stored_image(cloud, order_key)
+    # WHEN the WMS's shipment of it is read afterwards
+    warehouse.wms.ship(warehouse.warehouse_id, f"{order_key}#v1")
+    outcome = cloud.invoke("FeedFunction", SHIPMENTS_EVENT)
+    # THEN it is found recorded: no second deduction, the order as the channel's report left it
+    assert (outcome["shipments_recorded"], outcome["shipments_already_recorded"], outcome["failed"]) == (0, 1, {})
+    assert warehouse.stock() == {"on_hand": 8, "reserved": 0, "available": 8, "lines": 0}
+    assert stored_image(cloud, order_key) == image and image["fulfillment_status"]["S"] == "shipped"
 
 
 # The FactsTable adapter ------------------------------------------------------------------------------------

@@ -21,7 +21,14 @@ from oms.adapters.sources.attendance import AttendanceClient
 from oms.adapters.sources.carrier import CarrierClient
 from oms.adapters.sources.quality import QualityClient
 from oms.adapters.sources.wms import WmsClient
-from oms.services.feeds import ConfirmationStatus, StaffLoad, StockCount, TransitRoute
+from oms.services.feeds import (
+    ConfirmationStatus,
+    ShipmentLine,
+    StaffLoad,
+    StockCount,
+    TransitRoute,
+    WarehouseShipment,
+)
 from omsdev.simulators import attendance, carrier, quality
 from omsdev.simulators.base import FaultPlan, Reply
 from omsdev.simulators.carrier import CarrierSimulator
@@ -98,6 +105,67 @@ def test_a_refused_key_is_an_auth_error_without_retries(wms_simulator):
     with pytest.raises(SourceAuthError, match="unauthorized"):
         list(WmsClient(http(wms_simulator, "wms", api_key="wrong")).inventory("WH-A"))
     assert wms_simulator.stats.total == 1
+
+
+# WMS shipments ---------------------------------------------------------------------------------------------
+
+
+def test_shipments_are_read_from_since_page_by_page_into_typed_shipments(wms_simulator, clock):
+    # GIVEN four shipped reservations, the first one before the time we ask from
+    client = WmsClient(http(wms_simulator, "wms"), page_size=2)
+    for index, minutes in enumerate((-5, 0, 1, 2)):
+        client.request_confirmation("WH-A", f"k{index}#v1", f"k{index}", {"SKU-1": index + 1}, timeout_seconds=2)
+        wms_simulator.ship("WH-A", f"k{index}#v1", T0 + timedelta(minutes=minutes))
+    # WHEN the client reads the shipments since T0 (inclusive)
+    pages = list(client.shipments("WH-A", T0))
+    # THEN it followed the page tokens, and each shipment is typed with its warehouse and the WMS's as_of
+    assert [len(page.items) for page in pages] == [2, 1]
+    shipped = [item for page in pages for item in page.items]
+    assert shipped[0] == WarehouseShipment("WH-A", "k1#v1", "k1", T0, (ShipmentLine("SKU-1", 2),),
+                                           "SF000000000002", "SF")
+    assert [item.shipped_at for item in shipped] == [T0 + timedelta(minutes=m) for m in (0, 1, 2)]
+    assert all(page.as_of == T0 for page in pages)
+    # AND without a since it reads from the first shipment
+    assert sum(len(page.items) for page in client.shipments("WH-A", None)) == 4
+
+
+def test_a_shipments_answer_that_breaks_the_contract_is_a_source_error_naming_the_field(clock):
+    # GIVEN a WMS that answers a shipment time without a zone
+    class BrokenWms(WmsSimulator):
+        def _shipments(self, request, warehouse_id):
+            item = {"reservation_id": "r", "order_key": "k", "shipped_at": "2026-11-11T00:00:00",
+                    "lines": [{"sku": "A", "quantity": 1}]}
+            return Reply(200, {"items": [item], "next_page_token": None, "as_of": "2026-11-11T00:00:00Z"})
+
+    with BrokenWms(warehouses=["WH-A"], clock=clock) as simulator:
+        # WHEN the client reads it  THEN it refuses the answer and says where it is wrong
+        with pytest.raises(SourceError, match=r"shipments of WH-A: .*items\.0\.shipped_at"):
+            list(WmsClient(http(simulator, "wms")).shipments("WH-A", T0))
+
+
+def test_a_shipments_page_token_that_comes_back_again_stops_the_reading(clock):
+    class LoopingWms(WmsSimulator):
+        def _shipments(self, request, warehouse_id):
+            return Reply(200, {"items": [], "next_page_token": "same", "as_of": "2026-11-11T00:00:00Z"})
+
+    with LoopingWms(warehouses=["WH-A"], clock=clock) as simulator:
+        with pytest.raises(SourceError, match="repeated"):
+            list(WmsClient(http(simulator, "wms")).shipments("WH-A", T0))
+        assert simulator.stats.total == 2
+
+
+def test_shipments_of_an_unknown_warehouse_are_not_found_and_a_naive_since_is_refused(wms_simulator):
+    client = WmsClient(http(wms_simulator, "wms"))
+    with pytest.raises(SourceNotFoundError, match="warehouse_not_found"):
+        list(client.shipments("WH-NOPE", T0))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        list(client.shipments("WH-A", datetime(2026, 11, 11)))
+
+
+def test_a_5xx_while_reading_shipments_is_retried(clock):
+    with WmsSimulator(warehouses=["WH-A"], clock=clock, faults=ScriptedFaults("5xx")) as simulator:
+        pages = list(WmsClient(http(simulator, "wms")).shipments("WH-A", T0))
+        assert pages[0].items == () and simulator.stats.count("fault_5xx") == 1
 
 
 # Transient failures -------------------------------------------------------------------------------------

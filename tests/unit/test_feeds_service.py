@@ -12,7 +12,7 @@ from oms.adapters.sources.attendance import AttendanceClient
 from oms.adapters.sources.carrier import CarrierClient
 from oms.adapters.sources.quality import QualityClient
 from oms.adapters.sources.wms import WmsClient
-from oms.services.feeds import FeedPorts, PartialFeedError, refresh_source
+from oms.services.feeds import FeedPorts, PartialFeedError, ShipmentRecorded, cursor_value, refresh_source
 from omsdev.simulators import attendance, carrier, quality, wms
 from omsdev.simulators.base import Reply
 from omsdev.simulators.sources_common import ManualWallClock
@@ -214,10 +214,151 @@ def test_a_failed_source_raises_and_writes_nothing(started, clock):
     assert facts.rows == {}
 
 
+# WMS shipments ------------------------------------------------------------------------------------------------
+
+
+class MemoryShipping:
+    """allocation's record_shipment in memory: the orders we hold, each recorded once; `failing` orders
+    raise as a storage error would."""
+
+    def __init__(self, *held: str, failing: tuple[str, ...] = ()):
+        self.held, self.failing = set(held), set(failing)
+        self.recorded: dict[str, object] = {}
+        self.calls: list[str] = []
+
+    def __call__(self, shipment):
+        self.calls.append(shipment.reservation_id)
+        if shipment.order_key in self.failing:
+            raise ConnectionError(f"could not record {shipment.order_key}")
+        if shipment.order_key in self.recorded:
+            return ShipmentRecorded("already_recorded")
+        if shipment.order_key not in self.held:
+            return ShipmentRecorded("unmatched", "no_reservation")
+        self.recorded[shipment.order_key] = shipment
+        return ShipmentRecorded("recorded")
+
+
+def shipped(simulator, warehouse_id: str, order_key: str, at: datetime, client: WmsClient) -> str:
+    """A reservation of `order_key` confirmed by the WMS and shipped at `at`; its reservation id."""
+    reservation_id = f"{order_key}#v1"
+    client.request_confirmation(warehouse_id, reservation_id, order_key, {"SKU-1": 1}, timeout_seconds=2)
+    simulator.ship(warehouse_id, reservation_id, at)
+    return reservation_id
+
+
+def test_the_shipments_feed_records_each_shipment_and_moves_each_warehouses_cursor(started, clock):
+    # GIVEN WH-A shipped three orders (more than a page), WH-B one
+    simulator, credentials = started(wms.launch(["WH-A", "WH-B"], clock=clock))
+    client = WmsClient(http(credentials, "wms"), page_size=2)
+    for key, minutes in (("a1", -30), ("a2", -10), ("a3", -2)):
+        shipped(simulator, "WH-A", key, T0 + timedelta(minutes=minutes), client)
+    shipped(simulator, "WH-B", "b1", T0 - timedelta(minutes=1), client)
+    shipping = MemoryShipping("a1", "a2", "a3", "b1")
+    facts = MemoryFacts()
+    ports = FeedPorts(facts=facts, warehouses=MemoryWarehouses("WH-A", "WH-B"), shipments=client,
+                      record_shipment=shipping)
+    # WHEN the feed runs
+    outcome = refresh_source("shipments", ports, T0)
+    # THEN every shipment reached allocation with the warehouse's details
+    assert sorted(shipping.recorded) == ["a1", "a2", "a3", "b1"]
+    first = shipping.recorded["a1"]
+    assert (first.warehouse_id, first.reservation_id, first.shipped_at, first.carrier) == (
+        "WH-A", "a1#v1", T0 - timedelta(minutes=30), "SF")
+    # AND each warehouse's cursor is its latest shipment, as of the WMS's time
+    assert facts.read_source("shipments") == {"WH-A": (cursor_value(T0 - timedelta(minutes=2)), T0),
+                                              "WH-B": (cursor_value(T0 - timedelta(minutes=1)), T0)}
+    assert (outcome.state, outcome.warehouses, outcome.shipments_recorded, outcome.shipments_unmatched) == (
+        "refreshed", ("WH-A", "WH-B"), 4, 0)
+    # WHEN it runs again
+    shipping.calls.clear()
+    again = refresh_source("shipments", ports, T0 + timedelta(minutes=1))
+    # THEN it read only the last 5 minutes before each cursor again, and recorded nothing new
+    assert sorted(shipping.calls) == ["a3#v1", "b1#v1"]
+    assert (again.shipments_recorded, again.shipments_already_recorded) == (0, 2)
+
+
+def test_a_shipment_at_the_cursors_instant_or_scanned_a_little_late_is_not_lost(started, clock):
+    # GIVEN a first run that left WH-A's cursor at T0 - 2 min
+    simulator, credentials = started(wms.launch(["WH-A"], clock=clock))
+    client = WmsClient(http(credentials, "wms"))
+    shipped(simulator, "WH-A", "first", T0 - timedelta(minutes=2), client)
+    shipping = MemoryShipping("first", "same-instant", "late-scan")
+    ports = FeedPorts(facts=MemoryFacts(), warehouses=MemoryWarehouses("WH-A"), shipments=client,
+                      record_shipment=shipping)
+    refresh_source("shipments", ports, T0)
+    # WHEN the WMS then lists one shipment at that very instant and one 4 minutes before it (scanned late)
+    shipped(simulator, "WH-A", "same-instant", T0 - timedelta(minutes=2), client)
+    shipped(simulator, "WH-A", "late-scan", T0 - timedelta(minutes=6), client)
+    outcome = refresh_source("shipments", ports, T0 + timedelta(minutes=1))
+    # THEN both are recorded
+    assert sorted(shipping.recorded) == ["first", "late-scan", "same-instant"]
+    assert outcome.shipments_recorded == 2
+
+
+def test_a_shipment_of_an_order_we_do_not_hold_is_counted_and_named_and_the_others_are_recorded(started, clock):
+    simulator, credentials = started(wms.launch(["WH-A"], clock=clock))
+    client = WmsClient(http(credentials, "wms"))
+    for minutes, key in enumerate(("ours-1", "stranger", "ours-2")):
+        shipped(simulator, "WH-A", key, T0 - timedelta(minutes=10 - minutes), client)
+    shipping = MemoryShipping("ours-1", "ours-2")
+    facts = MemoryFacts()
+    ports = FeedPorts(facts=facts, warehouses=MemoryWarehouses("WH-A"), shipments=client, record_shipment=shipping)
+    # WHEN the feed runs  THEN it does not fail; the stranger is counted and named with the reason, and the cursor
+    # moved past all three
+    outcome = refresh_source("shipments", ports, T0)
+    assert sorted(shipping.recorded) == ["ours-1", "ours-2"]
+    assert (outcome.shipments_recorded, outcome.shipments_unmatched) == (2, 1)
+    assert outcome.unmatched == {"WH-A/stranger#v1": "no_reservation"}
+    assert outcome.as_dict()["unmatched"] == {"WH-A/stranger#v1": "no_reservation"}
+    assert facts.read_source("shipments")["WH-A"][0] == cursor_value(T0 - timedelta(minutes=8))
+
+
+def test_a_shipment_that_cannot_be_recorded_holds_its_warehouses_cursor_and_fails_the_run_after_the_others(
+        started, clock):
+    # GIVEN WH-A's second page holds a shipment whose recording fails, WH-B is fine, WH-C unknown to the WMS
+    simulator, credentials = started(wms.launch(["WH-A", "WH-B"], clock=clock))
+    client = WmsClient(http(credentials, "wms"), page_size=2)
+    for minutes, key in enumerate(("a1", "a2", "a3", "a4")):
+        shipped(simulator, "WH-A", key, T0 - timedelta(minutes=20 - minutes), client)
+    shipped(simulator, "WH-B", "b1", T0 - timedelta(minutes=1), client)
+    shipping = MemoryShipping("a1", "a2", "a3", "a4", "b1", failing=("a3",))
+    facts = MemoryFacts()
+    ports = FeedPorts(facts=facts, warehouses=MemoryWarehouses("WH-A", "WH-B", "WH-C"), shipments=client,
+                      record_shipment=shipping)
+    # WHEN the feed runs
+    with pytest.raises(PartialFeedError) as raised:
+        refresh_source("shipments", ports, T0)
+    # THEN it fails naming WH-A and WH-C, after WH-B's shipment was recorded
+    assert sorted(raised.value.failed) == ["WH-A", "WH-C"] and "could not record a3" in raised.value.failed["WH-A"]
+    assert raised.value.outcome.warehouses == ("WH-B",) and "b1" in shipping.recorded
+    # AND WH-A's cursor stayed after its first page (a2), not past the shipment that failed
+    assert facts.read_source("shipments")["WH-A"][0] == cursor_value(T0 - timedelta(minutes=19))
+    # WHEN the trouble is over and the feed runs again  THEN it goes on from there: a3 is recorded (a4, on the
+    # same page, was recorded in the failed run and is found recorded)
+    shipping.failing.clear()
+    ports.warehouses = MemoryWarehouses("WH-A", "WH-B")
+    outcome = refresh_source("shipments", ports, T0 + timedelta(minutes=1))
+    assert sorted(shipping.recorded) == ["a1", "a2", "a3", "a4", "b1"]
+    assert (outcome.shipments_recorded, outcome.failed) == (1, {})
+    assert facts.read_source("shipments")["WH-A"][0] == cursor_value(T0 - timedelta(minutes=17))
+
+
+def test_a_warehouse_without_a_cursor_is_read_from_a_week_back(started, clock):
+    simulator, credentials = started(wms.launch(["WH-A"], clock=clock))
+    client = WmsClient(http(credentials, "wms"))
+    shipped(simulator, "WH-A", "eight-days-ago", T0 - timedelta(days=8), client)
+    shipped(simulator, "WH-A", "six-days-ago", T0 - timedelta(days=6), client)
+    shipping = MemoryShipping("eight-days-ago", "six-days-ago")
+    ports = FeedPorts(facts=MemoryFacts(), warehouses=MemoryWarehouses("WH-A"), shipments=client,
+                      record_shipment=shipping)
+    refresh_source("shipments", ports, T0)
+    assert list(shipping.recorded) == ["six-days-ago"]
+
+
 # Not configured ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", ["wms", "carrier", "attendance", "quality"])
+@pytest.mark.parametrize("source", ["wms", "carrier", "attendance", "quality", "shipments"])
 def test_a_source_without_a_client_is_reported_as_not_configured_and_nothing_is_written(source):
     facts = MemoryFacts()
     outcome = refresh_source(source, FeedPorts(facts=facts, warehouses=MemoryWarehouses("WH-A")), T0)

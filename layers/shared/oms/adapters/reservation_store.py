@@ -3,8 +3,9 @@
 Every change is one TransactWriteItems over the Reservations table (one item per order: what is
 held where, and its state), the Inventory table (each stock row with `available >= qty` as its
 condition, and the order's line in that item's partition) and, where the outcome is final, the
-order itself (its fulfillment status and allocation). So an order is never half-reserved, a unit is
-never held twice, and the reservation item's conditional put makes a redelivered record a no-op.
+order itself (its fulfillment status and allocation; on shipment, when and how it shipped). So an
+order is never half-reserved, a unit is never held twice, and the reservation item's conditional put
+makes a redelivered record a no-op.
 (States: `oms.domain.reservation`.)
 """
 
@@ -116,9 +117,12 @@ class ReservationStore:
         return self._transact(items) is None
 
     def close(self, held: Reservation, state: str, reason: str, now: datetime, *,
-              fulfillment_status: str | None, decision: dict | None = None) -> bool:
+              fulfillment_status: str | None, decision: dict | None = None, shipped_at: datetime | None = None,
+              shipment: dict | None = None) -> bool:
         """Give the units back (released, refused) or take them off the shelf (deducted); the order's
-        fulfillment status follows when given. False when the reservation changed meanwhile."""
+        fulfillment status follows when given, with its shipment's time (`shipped_at`) and details
+        (`shipment`: warehouse, tracking number, carrier) when known. False when the reservation
+        changed meanwhile."""
         if state not in (RELEASED, DEDUCTED, REFUSED):
             raise ValueError(f"cannot close a reservation as {state!r}")
         items = [self._state_change(held, state, reason, now, clear_shipments=state == REFUSED)]
@@ -134,7 +138,8 @@ class ReservationStore:
             items.append({"Delete": {"TableName": self._inventory,
                                      "Key": {"stock_id": {"S": item_id}, "entry": {"S": line_entry(held.order_key)}}}})
         if fulfillment_status is not None:
-            items.append(self._order_update(held.order_key, fulfillment_status, now, decision=decision))
+            items.append(self._order_update(held.order_key, fulfillment_status, now, decision=decision,
+                                            shipped_at=shipped_at, shipment=shipment))
         return self._transact(items) is None
 
     # Orders that hold nothing -----------------------------------------------------------------
@@ -209,9 +214,16 @@ class ReservationStore:
         }}
 
     def _order_update(self, order_key: str, fulfillment_status: str, now: datetime, *,
-                      allocation: dict | None = None, decision: dict | None = None) -> dict:
+                      allocation: dict | None = None, decision: dict | None = None,
+                      shipped_at: datetime | None = None, shipment: dict | None = None) -> dict:
         sets, values = ["fulfillment_status = :status", "fulfillment_updated_at = :now"], {
             ":status": {"S": fulfillment_status}, ":now": {"S": format_utc(now)}}
+        if shipped_at is not None:
+            sets.append("shipped_at = :shipped_at")
+            values[":shipped_at"] = {"S": format_utc(shipped_at)}
+        if shipment is not None:
+            sets.append("shipment = :shipment")
+            values[":shipment"] = document_value(shipment)
         if allocation is not None:
             sets.append("allocation = :allocation")
             values[":allocation"] = document_value(allocation)

@@ -11,6 +11,13 @@ when the order is cancelled, take them off the shelf when it ships.
 - Idempotent: the order's reservation item is created once (conditional put). A redelivered record
   finds it and only finishes what a crash left undone (a pending confirmation).
 - `release_order` / `deduct_order`: cancellation or refund / shipment of an order's held units.
+  `deduct_order` takes what is known of the shipment: from the warehouse (`record_shipment`, the WMS
+  shipments feed) its time, tracking number and carrier, stored on the order (`shipped_at`, ISO UTC,
+  and `shipment`) in the transaction that deducts the units; the channel's report (the Orders
+  stream) may give only a time, or nothing (the order then has no `shipped_at`; the KPIs fall back
+  to its `updated_at`). Whichever comes first deducts; the other finds the reservation deducted and
+  changes nothing. A split order is deducted whole at its first warehouse's shipment (a reservation
+  closes as one), which is also the shipment the first-shipment KPI counts.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ from oms.domain.reservation import (
     ReservationChangedError,
 )
 from oms.observability import logger
-from oms.ports import ReviewQueue, SkuCatalog, WaitingClock, WmsConfirmations
+from oms.ports import Clock, ReviewQueue, SkuCatalog, WaitingClock, WmsConfirmations
 from oms.services.allocation_facts import AllocationFacts
+from oms.services.feeds import ShipmentRecorded, WarehouseShipment
 from oms.services.messages import ReviewMessage
 
 # Another order taking the same units between our read and our reservation sends us round again; so
@@ -70,9 +78,42 @@ class AllocationPorts:
 
 
 @dataclass
+class ShippingPorts:
+    """What closing an order's reservation needs: the shipments feed has no catalogue, rules or review queue."""
+
+    reservations: object  # oms.adapters.reservation_store.ReservationStore
+    clock: Clock
+    wms: WmsConfirmations | None = None
+
+
+@dataclass(frozen=True)
+class ShipmentDetails:
+    """What is known of an order's shipment. From the warehouse's WMS: all of it (`reservation_id` set);
+    from the channel: at most its time."""
+
+    shipped_at: datetime
+    warehouse_id: str | None = None
+    reservation_id: str | None = None  # the WMS's name of our hold (`Reservation.wms_reservation_id`)
+    tracking_number: str | None = None
+    carrier: str | None = None
+
+    @property
+    def from_warehouse(self) -> bool:
+        return self.reservation_id is not None
+
+    def order_fields(self) -> dict:
+        """What the order keeps of it besides `shipped_at` (absent values left out)."""
+        fields = {"warehouse_id": self.warehouse_id, "reservation_id": self.reservation_id,
+                  "tracking_number": self.tracking_number, "carrier": self.carrier}
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+@dataclass
 class AllocationOutcome:
     order_key: str
-    state: str  # allocated | review | already_decided | released | deducted | nothing_held
+    # allocated | review | already_decided | released | deducted | nothing_held | unmatched (a warehouse's
+    # shipment of an order that holds nothing, or holds it under another reservation)
+    state: str
     warehouses: list[str] = field(default_factory=list)
     reason: str | None = None
 
@@ -257,26 +298,62 @@ def release_order(order_key: str, reason: str, ports: AllocationPorts) -> Alloca
     return _close(order_key, RELEASED, reason, "released", ports)
 
 
-def deduct_order(order_key: str, ports: AllocationPorts) -> AllocationOutcome:
-    """Shipped: the held units leave the shelf (on hand and reserved both go down)."""
-    return _close(order_key, DEDUCTED, "shipped", "shipped", ports)
+def deduct_order(order_key: str, ports: AllocationPorts | ShippingPorts,
+                 shipment: ShipmentDetails | None = None) -> AllocationOutcome:
+    """Shipped: the held units leave the shelf (on hand and reserved both go down) and the order is
+    `shipped`, at `shipment.shipped_at` when known. Idempotent: an order deducted before is
+    `nothing_held` (reason `deducted`) and nothing changes. A warehouse's shipment (`reservation_id`
+    set) of an order we hold nothing for, or hold under another reservation or at other warehouses, is
+    `unmatched` (reason: `no_reservation`, the reservation's state, or `other_reservation`) and changes
+    nothing - not even a tombstone, since we never held it."""
+    return _close(order_key, DEDUCTED, "shipped", "shipped", ports, shipment=shipment)
 
 
-def _close(order_key: str, state: str, reason: str, fulfillment_status: str, ports: AllocationPorts) -> AllocationOutcome:
+def record_shipment(shipment: WarehouseShipment, ports: AllocationPorts | ShippingPorts) -> ShipmentRecorded:
+    """The WMS shipments feed's step for one shipment: `deduct_order` with the warehouse's details."""
+    outcome = deduct_order(shipment.order_key, ports, ShipmentDetails(
+        shipped_at=shipment.shipped_at, warehouse_id=shipment.warehouse_id, reservation_id=shipment.reservation_id,
+        tracking_number=shipment.tracking_number, carrier=shipment.carrier))
+    if outcome.state == "deducted":
+        return ShipmentRecorded("recorded")
+    if outcome.state == "nothing_held" and outcome.reason == DEDUCTED:
+        return ShipmentRecorded("already_recorded")
+    return ShipmentRecorded("unmatched", outcome.reason)
+
+
+def _matches(held: Reservation, shipment: ShipmentDetails) -> bool:
+    """The warehouse shipped this very hold (a hold moved elsewhere, or an older version, is not ours to deduct)."""
+    return (shipment.reservation_id == held.wms_reservation_id
+            and shipment.warehouse_id in {s.warehouse_id for s in held.shipments})
+
+
+def _close(order_key: str, state: str, reason: str, fulfillment_status: str, ports: AllocationPorts | ShippingPorts,
+           *, shipment: ShipmentDetails | None = None) -> AllocationOutcome:
+    from_warehouse = shipment is not None and shipment.from_warehouse
     for _ in range(MAX_ROUNDS):
         held = ports.reservations.get(order_key)
         if held is None:
+            if from_warehouse:
+                return AllocationOutcome(order_key, "unmatched", reason="no_reservation")
             # Closed before anything was held: remember it, so a stray later delivery holds nothing.
             if ports.reservations.tombstone(order_key, state, reason, ports.clock.now()):
                 return AllocationOutcome(order_key, "nothing_held", reason=reason)
             continue
         if not held.holding:
+            if from_warehouse and held.state != DEDUCTED:
+                return AllocationOutcome(order_key, "unmatched", reason=held.state)
             return AllocationOutcome(order_key, "nothing_held", reason=held.state)
-        if ports.reservations.close(held, state, reason, ports.clock.now(), fulfillment_status=fulfillment_status):
+        if from_warehouse and not _matches(held, shipment):
+            return AllocationOutcome(order_key, "unmatched", [s.warehouse_id for s in held.shipments],
+                                     reason="other_reservation")
+        shipped = {} if shipment is None else {"shipped_at": shipment.shipped_at,
+                                               "shipment": shipment.order_fields() or None}
+        if ports.reservations.close(held, state, reason, ports.clock.now(), fulfillment_status=fulfillment_status,
+                                    **shipped):
             if state == RELEASED and ports.wms is not None and held.state == CONFIRMED:
-                for shipment in held.shipments:
+                for part in held.shipments:
                     try:
-                        ports.wms.cancel(shipment.warehouse_id, held.wms_reservation_id, timeout_seconds=2.0)
+                        ports.wms.cancel(part.warehouse_id, held.wms_reservation_id, timeout_seconds=2.0)
                     except Exception:  # noqa: BLE001 - our stock is released; the WMS expires its own hold
                         pass
             return AllocationOutcome(order_key, "released" if state == RELEASED else "deducted",

@@ -1,7 +1,8 @@
-"""WMS client: warehouse stock listings for the feed, reservation confirmation for allocation.
+"""WMS client: warehouse stock listings and shipments for the feeds, reservation confirmation for allocation.
 
 The API (documented with its simulator, `omsdev.simulators.wms`): `GET /v1/warehouses/{id}/inventory`
-(token paging, <= 500 per page), `POST/GET/DELETE /v1/warehouses/{id}/reservations[/{reservation_id}]`.
+(token paging, <= 500 per page), `GET /v1/warehouses/{id}/shipments?since=` (token paging, `since`
+inclusive), `POST/GET/DELETE /v1/warehouses/{id}/reservations[/{reservation_id}]`.
 Reservation calls take `timeout_seconds`, the time the caller still has (allocation: what is left of
 its 5 s): retries happen only inside it and running out raises `SourceTimeoutError`. POST is safe to
 retry, the WMS is idempotent on `reservation_id`.
@@ -13,13 +14,22 @@ count as on the shelf (to zero those the WMS stopped listing).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Literal
 from urllib.parse import quote
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from oms.adapters.sources import SourceError, SourceHttp, SourceNotFoundError, source_http, validation_problem
-from oms.services.feeds import ConfirmationStatus, InventoryPage, StockCount
+from oms.domain.order import format_utc
+from oms.services.feeds import (
+    ConfirmationStatus,
+    InventoryPage,
+    ShipmentLine,
+    ShipmentPage,
+    StockCount,
+    WarehouseShipment,
+)
 
 __all__ = ["ConfirmationStatus", "InventoryMirror", "WmsClient", "wms_client"]
 
@@ -38,6 +48,32 @@ class InventoryPageResponse(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     items: list[InventoryItem]
+    next_page_token: str | None = None
+    as_of: AwareDatetime
+
+
+class ShipmentLineItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sku: str = Field(min_length=1)
+    quantity: int = Field(ge=1, strict=True)
+
+
+class ShipmentItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    reservation_id: str = Field(min_length=1)
+    order_key: str = Field(min_length=1)
+    shipped_at: AwareDatetime
+    tracking_number: str | None = None
+    carrier: str | None = None
+    lines: list[ShipmentLineItem] = Field(min_length=1)
+
+
+class ShipmentPageResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[ShipmentItem]
     next_page_token: str | None = None
     as_of: AwareDatetime
 
@@ -98,6 +134,37 @@ class WmsClient:
                 return
             if page.next_page_token in seen:  # a WMS bug must not loop the feed until its timeout
                 raise SourceError(f"wms inventory of {warehouse_id}: page token {page.next_page_token!r} repeated")
+            seen.add(page.next_page_token)
+            token = page.next_page_token
+
+    # Shipments ------------------------------------------------------------------------------------
+
+    def shipments_page(self, warehouse_id: str, since: datetime | None,
+                       page_token: str | None = None) -> ShipmentPage:
+        """One page of what the warehouse shipped at or after `since` (None: from its first shipment)."""
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        params = {"page_size": self.page_size, **({"since": format_utc(since)} if since is not None else {}),
+                  **({"page_token": page_token} if page_token else {})}
+        _, body = self.http.call("GET", f"/v1/warehouses/{_segment(warehouse_id)}/shipments", params=params)
+        page = _parse(ShipmentPageResponse, body, f"shipments of {warehouse_id}")
+        items = tuple(WarehouseShipment(warehouse_id, item.reservation_id, item.order_key, item.shipped_at,
+                                        tuple(ShipmentLine(line.sku, line.quantity) for line in item.lines),
+                                        item.tracking_number or None, item.carrier or None)
+                      for item in page.items)
+        return ShipmentPage(items, page.next_page_token or None, page.as_of)
+
+    def shipments(self, warehouse_id: str, since: datetime | None) -> Iterator[ShipmentPage]:
+        """Every page of the warehouse's shipments since `since` (inclusive), in (shipped_at, reservation_id) order."""
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = self.shipments_page(warehouse_id, since, token)
+            yield page
+            if page.next_page_token is None:
+                return
+            if page.next_page_token in seen:  # a WMS bug must not loop the feed until its timeout
+                raise SourceError(f"wms shipments of {warehouse_id}: page token {page.next_page_token!r} repeated")
             seen.add(page.next_page_token)
             token = page.next_page_token
 
