@@ -10,10 +10,11 @@ from oms.services.kpi_report import kpi_report
 from oms.settings import get_settings
 
 
-def _shown(kpi: dict) -> str:
+def kpi_text(kpi: dict) -> str:
+    """A KPI of the report as a person reads it: a rate in %, seconds with "s", "-" without data."""
     value = kpi["value"]
     if value is None:
-        return "no data"
+        return "-"
     if kpi["name"].endswith(("_rate", "_ratio")) or kpi["name"] == "availability":
         return f"{value * 100:.2f}%"
     return f"{value:g}" + (" s" if kpi["name"].endswith("_seconds") else "")
@@ -27,6 +28,6 @@ def summary() -> list[str]:
     counts = report["overall"]["counts"]
     lines = [f"kpis: {counts['orders_stored']} orders stored, {counts['orders_shipped']} shipped, "
              f"{report['review_queue']['open_items']} open review items (GET /kpis, /dashboard)"]
-    lines += [f"kpi {kpi['name']}: {_shown(kpi)} (target {kpi['target']}: {kpi['status']})"
+    lines += [f"kpi {kpi['name']}: {kpi_text(kpi)} (target {kpi['target']}: {kpi['status']})"
               for kpi in report["overall"]["kpis"]]
     return lines

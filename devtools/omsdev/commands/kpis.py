@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from omsdev.commands._stack import add_stack_arguments, use_stack
+from omsdev.kpi_summary import kpi_text
 
 _ZONE = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
 
@@ -172,26 +173,17 @@ def render_report(report: dict) -> str:
              f"{report['risk_holds']} risk holds; {queue['open_items']} review items open"
              + ("" if oldest is None else f" (oldest {_age(oldest)})"), ""]
     rows = [("kpi", "value", "target", "status")]
-    rows += [(kpi["name"], _kpi_value(kpi), kpi["target"], kpi["status"]) for kpi in report["overall"]["kpis"]]
+    rows += [(kpi["name"], kpi_text(kpi), kpi["target"], kpi["status"]) for kpi in report["overall"]["kpis"]]
     lines += _table(rows, right=(1,))
     for title, label, parts in (("per channel", "channel", report["channels"].items()),
                                 ("per day", "day", ((day["day"], day) for day in report["days"]))):
         table = [(label, "stored", *_KPI_COLUMNS.values())]
         table += [(name, str(part["counts"]["orders_stored"]),
-                   *(_kpi_value(kpi) + ("!" if kpi["status"] == "breach" else "") for kpi in part["kpis"]))
+                   *(kpi_text(kpi) + ("!" if kpi["status"] == "breach" else "") for kpi in part["kpis"]))
                   for name, part in parts]
         if len(table) > 1:
             lines += ["", f"{title} (! = breach, - = no data):", *_table(table, right=range(1, len(table[0])))]
     return "\n".join(lines)
-
-
-def _kpi_value(kpi: dict) -> str:
-    value = kpi["value"]
-    if value is None:
-        return "-"
-    if kpi["name"].endswith(("_rate", "_ratio")) or kpi["name"] == "availability":
-        return f"{value * 100:.2f}%"
-    return f"{value:g}" + (" s" if kpi["name"].endswith("_seconds") else "")
 
 
 def _age(seconds: int) -> str:
