@@ -30,7 +30,7 @@ test: setup ## every test, plus the SAM/cfn-lint contract checks
 	  echo "sam-checks exit $$?" >> .sam-checks.log ) & checks=$$!; \
 	( $(MAKE) --no-print-directory chromium > .chromium-install.log 2>&1; \
 	  echo "chromium-install exit $$?" >> .chromium-install.log ) & browser=$$!; \
-	$(BIN)/pytest -q -n auto --dist loadfile; tests=$$?; \
+	$(BIN)/pytest -q -n auto --dist loadfile --durations=20; tests=$$?; \
 	wait $$checks; cat .sam-checks.log; wait $$browser; \
 	grep -q "chromium-install exit 0" .chromium-install.log || { cat .chromium-install.log; exit 1; }; \
 	grep -q "sam-checks exit 0" .sam-checks.log && exit $$tests || exit 1

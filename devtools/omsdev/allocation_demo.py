@@ -5,9 +5,11 @@ The warehouses, SKU mappings and shelf counts are the CSV files in `devtools/oms
 loaded with the same code as `oms inventory load`; the shelf counts go to the WMS simulator, and the
 feeds bring them (and transit times, staff, error rates) into the snapshots, as in AWS. The channel
 simulators' seller codes are mapped, one through a 5-pack bundle; one code is left unmapped and one
-keyboard is scarce, so the review queue shows both reasons. The warehouses ship what they confirmed
-after a short while (Hong Kong, the cross-border one, more slowly), and the shipments feed deducts the
-units and marks the orders shipped at the WMS's time.
+keyboard is scarce, so the review queue shows both reasons. A confirmed reservation is only a hold:
+an order is released to its warehouse once it is `ready_to_ship` (allocated and risk-cleared; a
+risk-held order never ships), the warehouse ships it a short while later (Hong Kong, the
+cross-border one, more slowly), and the shipments feed deducts the units and marks the order shipped
+at the WMS's time.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ TRANSIT_HOURS = {  # origin -> region -> hours, the carrier's answer
 }
 STAFF = {"WH-HZ": (60, 450), "WH-GZ": (45, 420), "WH-BJ": (30, 400), "WH-HK": (12, 300)}
 QUALITY = {"WH-HZ": (12000, 60), "WH-GZ": (9000, 90), "WH-BJ": (7000, 35), "WH-HK": (3000, 45)}
-# Seconds from a confirmed reservation to its parcel leaving, and the warehouse's carrier.
+# Seconds from a reservation released for picking (ready_to_ship) to its parcel leaving, and the carrier.
 SHIPPING = {"WH-HZ": (20, "SF"), "WH-GZ": (20, "ZTO"), "WH-BJ": (30, "YTO"), "WH-HK": (60, "DHL")}
 FEEDS = ("wms", "carrier", "attendance", "quality", "shipments")
 
 
 def start_sources() -> list:
     """The four APIs, each registered by its secret (`oms/sources/<source>`), the WMS holding the demo's
-    shelf counts and shipping what it confirmed."""
+    shelf counts and shipping what it confirmed once the order is released to it (ready_to_ship)."""
     warehouses = sorted(TRANSIT_HOURS)
     wms_api, wms_credentials = wms.launch(warehouses)
     for row in _rows("stock.csv"):

@@ -293,6 +293,77 @@ def test_launch_returns_a_started_wms_and_the_secret_our_client_reads():
         simulator.stop()
 
 
+# WMS release for picking -----------------------------------------------------------------------------------
+
+
+def test_releasing_a_confirmed_reservation_answers_its_release_time_and_a_repeat_answers_the_same(warehouse, clock):
+    # GIVEN a confirmed reservation
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-go"))
+    clock.advance(1.5)
+    # WHEN it is released, and again a minute later
+    first = release(warehouse, "r-go")
+    clock.advance(60)
+    again = release(warehouse, "r-go")
+    # THEN both say it was released at the first call's time; it still reads as confirmed
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() == {"reservation_id": "r-go", "status": "confirmed",
+                                             "released_at": "2026-11-11T02:00:01.500Z"}
+    assert call(warehouse, "GET", "/v1/warehouses/WH-A/reservations/r-go").json()["status"] == "confirmed"
+
+
+def test_releasing_an_unknown_or_cancelled_reservation_is_404(warehouse):
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-cancel"))
+    call(warehouse, "DELETE", "/v1/warehouses/WH-A/reservations/r-cancel")
+    for reservation_id in ("never", "r-cancel"):
+        response = release(warehouse, reservation_id)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "reservation_not_found"
+    response = release(warehouse, "r-cancel", warehouse_id="WH-NOPE")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "warehouse_not_found"
+
+
+def test_releasing_a_pending_or_rejected_reservation_is_a_conflict_and_releases_nothing(warehouse, clock):
+    # GIVEN one reservation still pending (confirmed after 10 s) and one rejected
+    warehouse.configure_warehouse("WH-A", confirm_after=timedelta(seconds=10), ship_after=timedelta(seconds=1))
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-pending"))
+    warehouse.configure_warehouse("WH-A", reject_reason="cycle count")
+    call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-rejected"))
+    # WHEN either is released  THEN 409 conflict
+    for reservation_id in ("r-pending", "r-rejected"):
+        response = release(warehouse, reservation_id)
+        assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+    # AND once the pending one is confirmed it is still not released: it never ships by itself
+    clock.advance(timedelta(days=1))
+    assert not warehouse.reservation("WH-A", "r-pending").released
+    assert shipments(warehouse).json()["items"] == []
+    # AND released now, it can be (409 was no lasting refusal)
+    assert release(warehouse, "r-pending").status_code == 200
+
+
+def test_a_confirmed_reservation_never_ships_until_released_then_ships_ship_after_past_its_release(warehouse, clock):
+    # GIVEN a warehouse that confirms after 2 s and ships 10 s after, and two confirmed reservations
+    warehouse.configure_warehouse("WH-A", confirm_after=timedelta(seconds=2), ship_after=timedelta(seconds=10))
+    t0 = clock.now()
+    for reservation_id in ("r-held", "r-late"):
+        call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation(reservation_id))
+    # WHEN a day passes with neither released (the order is held by the risk engine, say)
+    clock.advance(timedelta(days=1))
+    # THEN nothing shipped
+    assert shipments(warehouse).json()["items"] == [] and warehouse.shipments("WH-A") == []
+    # WHEN one is released a day after it was confirmed
+    released = release(warehouse, "r-late").json()["released_at"]
+    clock.advance(9.9)
+    before = warehouse.shipments("WH-A")
+    clock.advance(0.2)
+    # THEN it ships ship_after past its release, not past its confirmation; the other one still not
+    [parcel] = warehouse.shipments("WH-A")
+    assert before == [] and released == "2026-11-12T02:00:00.000Z"
+    assert parcel.reservation_id == "r-late" and parcel.shipped_at == t0 + timedelta(days=1, seconds=10)
+    clock.advance(timedelta(days=1))
+    assert [r.reservation_id for r in warehouse.shipments("WH-A")] == ["r-late"]
+    # AND releasing the shipped one again still answers the same release
+    assert release(warehouse, "r-late").json()["released_at"] == released
+
+
 # WMS shipments -------------------------------------------------------------------------------------------
 
 SHIPMENTS = "/v1/warehouses/WH-A/shipments"
@@ -313,13 +384,20 @@ def all_shipment_pages(sim, query: str) -> list[dict]:
             return pages
 
 
-def test_a_warehouse_ships_a_confirmed_reservation_once_ship_after_has_passed(warehouse, clock):
+def release(sim, reservation_id: str, warehouse_id: str = "WH-A"):
+    return call(sim, "POST", f"/v1/warehouses/{warehouse_id}/reservations/{reservation_id}/release")
+
+
+def test_a_warehouse_ships_a_released_reservation_once_ship_after_has_passed(warehouse, clock):
     # GIVEN a warehouse that confirms after 2 s and ships 10 s after confirming, with 5 units on the shelf
     warehouse.set_stock("WH-A", "SKU-1", 5)
     warehouse.configure_warehouse("WH-A", confirm_after=timedelta(seconds=2), ship_after=timedelta(seconds=10))
     call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-ship"))
+    # AND the order released to it the moment it confirmed
+    clock.advance(2)
+    assert release(warehouse, "r-ship").status_code == 200
     # WHEN its clock moves to 11.9 s, then to 12.1 s
-    clock.advance(11.9)
+    clock.advance(9.9)
     before = shipments(warehouse).json()
     clock.advance(0.2)
     after = shipments(warehouse).json()
@@ -350,11 +428,13 @@ def test_by_default_a_warehouse_never_ships_by_itself_and_a_test_can_ship_explic
 
 
 def test_cancelled_rejected_and_pending_reservations_never_ship_and_a_shipped_one_cannot_be_cancelled(warehouse, clock):
-    # GIVEN a warehouse shipping 5 s after confirming: one reservation cancelled, one left to ship
+    # GIVEN a warehouse shipping 5 s after confirming: two reservations released, then one of them cancelled
+    # before its parcel left (the order was cancelled before picking)
     warehouse.configure_warehouse("WH-A", ship_after=timedelta(seconds=5))
     for reservation_id in ("r-cancelled", "r-shipped"):
         call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation(reservation_id))
-    call(warehouse, "DELETE", "/v1/warehouses/WH-A/reservations/r-cancelled")
+        assert release(warehouse, reservation_id).status_code == 200
+    assert call(warehouse, "DELETE", "/v1/warehouses/WH-A/reservations/r-cancelled").status_code == 200
     # AND one rejected, and one at a warehouse that stopped answering (so never confirmed)
     warehouse.configure_warehouse("WH-A", reject_reason="cycle count")
     call(warehouse, "POST", "/v1/warehouses/WH-A/reservations", reservation("r-rejected"))

@@ -1,6 +1,11 @@
 """The seed's pre-reservation: the chosen warehouse's WMS must confirm within 5 s, or the units move
 to the next-best warehouse. Over real HTTP to the WMS simulator, with one injected clock for the
-allocator and the WMS, so the 5 s pass without anyone sleeping."""
+allocator and the WMS, so the 5 s pass without anyone sleeping.
+
+And the release for picking (SPEC C6, a held order never reaches fulfilment): a confirmed
+reservation is only a hold; the AllocationFunction releases it to the WMS when the order becomes
+`ready_to_ship` (allocated and risk-cleared), and only then does the warehouse ship it and the
+shipments feed mark the order shipped."""
 
 import json
 import time
@@ -8,13 +13,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from oms.adapters import aws
+from oms.adapters.risk_decisions import RiskDecisionsTable
 from oms.services.allocate import allocate_order
 from oms.services.dependencies import allocation_ports, order_to_allocate
 from oms.settings import get_settings
 from omsdev.allocation_setup import WarehouseSetup, load_catalogue
+from omsdev.localcloud.filters import compile_filters, matches_any
 from omsdev.simulators import wms
+from omsdev.simulators.sources_common import ManualWallClock, iso
 
-from tests.integration.allocation_helpers import drain_queue, paid_order, reservation, stock_rows, store, stored_image
+from tests.integration.allocation_helpers import (
+    drain_queue,
+    paid_order,
+    reservation,
+    stock_rows,
+    store,
+    stored_image,
+    stream_record,
+)
 
 WAREHOUSES = ["WH-FAST", "WH-NEXT", "WH-SLOW"]
 
@@ -147,3 +163,120 @@ def _image(cloud, order_key: str) -> dict:
 
     deserializer = TypeDeserializer()
     return {key: deserializer.deserialize(value) for key, value in stored_image(cloud, order_key).items()}
+
+
+# Release for picking ---------------------------------------------------------------------------------------
+
+SHIPMENTS_EVENT = {"source": "shipments"}
+
+
+@pytest.fixture
+def shipping_wms(cloud):
+    """The three warehouses (catalogue loaded) and their WMS, registered by its secret: it confirms at once
+    and ships an hour after a release. Its clock runs 4 h behind ours, so what it ships is in our past."""
+    set_up(cloud)
+    clock = ManualWallClock(datetime.now(UTC).replace(microsecond=250_000) - timedelta(hours=4))
+    simulator, secret = wms_with_credentials(clock)
+    for warehouse_id in WAREHOUSES:
+        simulator.configure_warehouse(warehouse_id, ship_after=timedelta(hours=1))
+    try:
+        yield simulator, clock
+    finally:
+        simulator.stop()
+        remove_secret(secret)
+
+
+def allocated_through_the_function(cloud, simulator) -> tuple[str, str]:
+    """A paid order the AllocationFunction allocated (its INSERT record) and the WMS confirmed: key, WMS id."""
+    order = paid_order("taobao", [("KETTLE-1L", 2)])
+    store([order])
+    answer = cloud.invoke("AllocationFunction", {"Records": [stream_record(stored_image(cloud, order.order_key))]})
+    assert answer == {"batchItemFailures": []}
+    assert reservation(cloud, order.order_key)["state"]["S"] == "confirmed"
+    assert stored_image(cloud, order.order_key)["fulfillment_status"]["S"] == "allocated"
+    wms_id = f"{order.order_key}#v1"
+    assert simulator.reservation("WH-FAST", wms_id) is not None
+    return order.order_key, wms_id
+
+
+def risk_decided(cloud, order_key: str, risk_status: str) -> dict:
+    """The risk engine's writes (`RiskFunction`): its decision, then `ready_to_ship` if allocated and cleared.
+    The Orders stream's MODIFY record of the last write that changed the order."""
+    decisions, now = RiskDecisionsTable(get_settings().orders_table), datetime.now(UTC)
+    before = stored_image(cloud, order_key)
+    assert decisions.record(order_key, risk_status, {"action": risk_status, "rule_id": "test"}, now)
+    after_decision = stored_image(cloud, order_key)
+    if not decisions.promote_ready(order_key, now):
+        return stream_record(after_decision, event_name="MODIFY", old_image=before)
+    return stream_record(stored_image(cloud, order_key), event_name="MODIFY", old_image=after_decision)
+
+
+def allocation_filters(cloud) -> list[dict]:
+    function = cloud.template.function("AllocationFunction")
+    return compile_filters(function.events["OrdersStream"]["Properties"]["FilterCriteria"])
+
+
+def test_a_cleared_order_is_released_to_its_warehouse_when_ready_to_ship_and_then_ships(cloud, shipping_wms):
+    simulator, clock = shipping_wms
+    # GIVEN an order allocated by the AllocationFunction, its hold confirmed by WH-FAST's WMS, not yet released
+    order_key, wms_id = allocated_through_the_function(cloud, simulator)
+    assert not simulator.reservation("WH-FAST", wms_id).released
+    # AND the risk engine cleared it: it became ready_to_ship
+    record = risk_decided(cloud, order_key, "cleared")
+    assert record["dynamodb"]["NewImage"]["fulfillment_status"] == {"S": "ready_to_ship"}
+    assert record["dynamodb"]["OldImage"]["fulfillment_status"] == {"S": "allocated"}
+
+    # WHEN Lambda delivers that change to the AllocationFunction (its filter passes it), twice
+    assert matches_any(allocation_filters(cloud), record)
+    released_at = clock.now()
+    assert cloud.invoke("AllocationFunction", {"Records": [record]}) == {"batchItemFailures": []}
+    clock.advance(60)
+    assert cloud.invoke("AllocationFunction", {"Records": [record]}) == {"batchItemFailures": []}
+
+    # THEN the WMS has it released, at the first delivery's time; our reservation still holds the units
+    assert simulator.reservation("WH-FAST", wms_id).released_at == released_at
+    assert reservation(cloud, order_key)["state"]["S"] == "confirmed"
+    # AND nothing has shipped before ship_after has passed since the release
+    clock.advance(timedelta(hours=1) - timedelta(seconds=61))
+    early = cloud.invoke("FeedFunction", SHIPMENTS_EVENT)
+    assert (early["state"], early["shipments_recorded"]) == ("refreshed", 0)
+    assert stored_image(cloud, order_key)["fulfillment_status"]["S"] == "ready_to_ship"
+
+    # WHEN ship_after has passed and the shipments feed runs
+    clock.advance(2)
+    outcome = cloud.invoke("FeedFunction", SHIPMENTS_EVENT)
+    # THEN the parcel left an hour after the release, and the feed recorded the order shipped at that time
+    [parcel] = simulator.shipments("WH-FAST")
+    assert parcel.reservation_id == wms_id and parcel.shipped_at == released_at + timedelta(hours=1)
+    assert (outcome["shipments_recorded"], outcome["shipments_unmatched"]) == (1, 0)
+    image = stored_image(cloud, order_key)
+    assert image["fulfillment_status"]["S"] == "shipped" and image["shipped_at"]["S"] == iso(parcel.shipped_at)
+    assert reservation(cloud, order_key)["state"]["S"] == "deducted"
+    assert stock_rows(cloud)["WH-FAST#KETTLE"] == {"on_hand": 8, "reserved": 0, "available": 8, "lines": 0}
+
+
+@pytest.mark.parametrize("risk_status", ["verifying", "in_review", "blocked"])
+def test_a_risk_held_order_is_never_released_so_the_wms_never_ships_it(cloud, shipping_wms, risk_status):
+    simulator, clock = shipping_wms
+    # GIVEN an order allocated and confirmed by WH-FAST's WMS, which the risk engine holds
+    order_key, wms_id = allocated_through_the_function(cloud, simulator)
+    record = risk_decided(cloud, order_key, risk_status)
+    assert record["dynamodb"]["NewImage"]["fulfillment_status"] == {"S": "allocated"}
+    # AND the risk decision's change reaches the AllocationFunction all the same (a wider filter, a replay)
+    assert not matches_any(allocation_filters(cloud), record)
+    assert cloud.invoke("AllocationFunction", {"Records": [record]}) == {"batchItemFailures": []}
+
+    # WHEN two days pass on the WMS's clock (ship_after is an hour) and the shipments feed runs
+    clock.advance(timedelta(days=2))
+    outcome = cloud.invoke("FeedFunction", SHIPMENTS_EVENT)
+
+    # THEN the warehouse was never released the order and shipped nothing; the feed recorded nothing
+    assert not simulator.reservation("WH-FAST", wms_id).released
+    assert simulator.shipments("WH-FAST") == []
+    assert (outcome["state"], outcome["shipments_recorded"], outcome["shipments_unmatched"]) == ("refreshed", 0, 0)
+    # AND the order is still allocated and held, not shipped
+    image = stored_image(cloud, order_key)
+    assert image["fulfillment_status"]["S"] == "allocated" and "shipped_at" not in image
+    assert image["risk_status"]["S"] == risk_status
+    assert reservation(cloud, order_key)["state"]["S"] == "confirmed"
+    assert stock_rows(cloud)["WH-FAST#KETTLE"] == {"on_hand": 10, "reserved": 2, "available": 8, "lines": 2}

@@ -17,7 +17,7 @@ from oms.adapters.facts_table import FactsTable
 from oms.adapters.inventory_table import InventoryTable
 from oms.adapters.sources import SourceEndpoint, SourceHttp
 from oms.adapters.sources.wms import WmsClient
-from oms.services.allocate import allocate_order, deduct_order, release_order
+from oms.services.allocate import allocate_order, deduct_order, release_order, release_to_warehouse
 from oms.services.dependencies import allocation_ports, order_to_allocate
 from oms.services.feeds import PartialFeedError, SourceError, business_day, cursor_value
 from oms.settings import get_settings
@@ -264,10 +264,12 @@ def _plain(image: dict) -> dict:
 
 
 def test_a_wms_shipment_deducts_the_held_units_and_ships_the_order_at_the_wms_time(cloud, simulators):
-    # GIVEN an order holding 2 of the warehouse's 10 kettles, confirmed by its WMS, which ships 3 h later
+    # GIVEN an order holding 2 of the warehouse's 10 kettles, confirmed by its WMS, and released to it for
+    # picking (ready to ship), which it ships 3 h later
     warehouse = ShippingWarehouse(cloud, simulators)
     warehouse.wms.configure_warehouse(warehouse.warehouse_id, ship_after=timedelta(hours=3), carrier="ZTO")
     order_key = warehouse.allocated_order(2)
+    assert release_to_warehouse(order_key, warehouse.ports).state == "released_to_warehouse"
     assert warehouse.stock() == {"on_hand": 10, "reserved": 2, "available": 8, "lines": 2}
     warehouse.clock.advance(timedelta(hours=3, seconds=1))
     [parcel] = warehouse.wms.shipments(warehouse.warehouse_id)

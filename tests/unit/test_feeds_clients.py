@@ -14,6 +14,7 @@ from oms.adapters.sources import (
     SourceError,
     SourceHttp,
     SourceNotFoundError,
+    SourceRequestError,
     SourceTimeoutError,
     SourceUnavailableError,
 )
@@ -280,6 +281,67 @@ def test_cancelling_is_quiet_for_a_reservation_the_wms_never_got(wms_simulator):
     assert wms_simulator.reservation("WH-A", "r-5").cancelled
     with pytest.raises(SourceNotFoundError):
         client.confirmation_status("WH-A", "r-5", timeout_seconds=2)
+
+
+def test_releasing_returns_when_the_wms_took_it_and_a_repeat_returns_the_same_time(wms_simulator, clock):
+    # GIVEN a confirmed reservation
+    client = WmsClient(http(wms_simulator, "wms"))
+    client.request_confirmation("WH-A", "jd#s#7#v1", "jd#s#7", {"SKU-1": 1}, timeout_seconds=2)
+    clock.advance(5)
+    # WHEN it is released, and released again a minute later (a redelivered stream record)
+    first = client.release("WH-A", "jd#s#7#v1", timeout_seconds=2)
+    clock.advance(60)
+    again = client.release("WH-A", "jd#s#7#v1", timeout_seconds=2)
+    # THEN both answers are the WMS's time of the first release, as an aware datetime
+    assert first == again == T0 + timedelta(seconds=5)
+    assert wms_simulator.reservation("WH-A", "jd#s#7#v1").released_at == T0 + timedelta(seconds=5)
+
+
+def test_releasing_what_the_wms_does_not_hold_or_has_not_confirmed_is_an_error_not_a_quiet_no_op(wms_simulator):
+    # GIVEN a cancelled reservation, a rejected one, and one still pending
+    client = WmsClient(http(wms_simulator, "wms"))
+    client.request_confirmation("WH-A", "r-gone", "k", {"SKU-1": 1}, timeout_seconds=2)
+    client.cancel("WH-A", "r-gone", timeout_seconds=2)
+    wms_simulator.configure_warehouse("WH-A", reject_reason="cycle count in progress")
+    client.request_confirmation("WH-A", "r-rejected", "k", {"SKU-1": 1}, timeout_seconds=2)
+    wms_simulator.configure_warehouse("WH-A", reject_reason=None, confirm_after=timedelta(minutes=5))
+    client.request_confirmation("WH-A", "r-pending", "k", {"SKU-1": 1}, timeout_seconds=2)
+    calls = wms_simulator.stats.total
+    # WHEN each is released, and one never sent  THEN nothing would ship: each raises, without retries
+    for reservation_id in ("r-gone", "never-sent"):
+        with pytest.raises(SourceNotFoundError, match="reservation_not_found"):
+            client.release("WH-A", reservation_id, timeout_seconds=2)
+    for reservation_id in ("r-rejected", "r-pending"):
+        with pytest.raises(SourceRequestError, match="409 .*conflict"):
+            client.release("WH-A", reservation_id, timeout_seconds=2)
+    assert wms_simulator.stats.total == calls + 4
+    assert not any(r.released for r in wms_simulator.reservations("WH-A"))
+
+
+def test_a_5xx_during_a_release_is_retried_inside_the_budget(clock):
+    with WmsSimulator(warehouses=["WH-A"], clock=clock, faults=ScriptedFaults(None, "5xx")) as simulator:
+        client = WmsClient(http(simulator, "wms"))
+        client.request_confirmation("WH-A", "r-6", "k", {"SKU-1": 1}, timeout_seconds=3)
+        assert client.release("WH-A", "r-6", timeout_seconds=3) == T0
+        assert simulator.stats.count("ok") == 2 and simulator.stats.total == 3
+
+
+def test_a_release_answer_for_another_reservation_or_without_a_zone_is_a_source_error(clock):
+    # GIVEN a WMS whose release answers name another reservation, or give a time without its zone
+    answers = [{"reservation_id": "r-other", "status": "confirmed", "released_at": "2026-11-11T02:00:00Z"},
+               {"reservation_id": "r-7", "status": "confirmed", "released_at": "2026-11-11T02:00:00"}]
+
+    class BrokenWms(WmsSimulator):
+        def _release(self, request, warehouse_id, reservation_id):
+            return Reply(200, answers.pop(0))
+
+    with BrokenWms(warehouses=["WH-A"], clock=clock) as simulator:
+        client = WmsClient(http(simulator, "wms"))
+        # WHEN the client releases  THEN it refuses each answer and says what is wrong
+        with pytest.raises(SourceError, match="answered for reservation 'r-other'"):
+            client.release("WH-A", "r-7", timeout_seconds=2)
+        with pytest.raises(SourceError, match=r"release of reservation r-7: .*released_at"):
+            client.release("WH-A", "r-7", timeout_seconds=2)
 
 
 # Carrier, attendance, quality -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""WMS simulator: the warehouses' stock, their confirmation of our reservations, and their shipments.
+"""WMS simulator: the warehouses' stock, their confirmation of our reservations, our release of them
+for picking, and their shipments.
 
 API (our design; conventions in `omsdev.simulators.sources_common`: `X-Api-Key`, error envelopes,
 token bucket of 50 requests/s with a burst of 50 per key, FaultPlan faults):
@@ -18,9 +19,17 @@ token bucket of 50 requests/s with a burst of 50 per key, FaultPlan faults):
 `GET /v1/warehouses/{warehouse_id}/reservations/{reservation_id}`
     the same shape, 404 `reservation_not_found` for an unknown or cancelled one.
 
+`POST /v1/warehouses/{warehouse_id}/reservations/{reservation_id}/release`
+    (no body) the order may leave: the warehouse picks, packs and ships it. A confirmed reservation is
+    only a hold; the warehouse ships nothing it was not released. -> 200 `{"reservation_id", "status":
+    "confirmed", "released_at": ISO}`; idempotent: a repeat (also once shipped) answers the same
+    `released_at`. 404 `reservation_not_found` for an unknown or cancelled one; 409 `conflict` for one
+    that is not confirmed (pending or rejected).
+
 `DELETE /v1/warehouses/{warehouse_id}/reservations/{reservation_id}`
     200 `{"reservation_id", "status": "cancelled"}`, again on a repeat; 404 for an id never created;
-    409 `conflict` once the reservation has shipped (the parcel is gone). A shipped reservation still
+    409 `conflict` once the reservation has shipped (the parcel is gone). Released but not yet shipped
+    is still cancellable (the order was cancelled before the parcel left). A shipped reservation still
     reads as `confirmed` above: shipping is reported by the shipments listing, not by the status.
 
 `GET /v1/warehouses/{warehouse_id}/shipments?since=&page_token=&page_size=`
@@ -42,11 +51,14 @@ How a warehouse confirms, per warehouse (`configure_warehouse`): a reservation i
 timeout fires; tests of the timeout path use the clock instead).
 
 How a warehouse ships, per warehouse (`configure_warehouse`): with `ship_after` set (default None:
-never by itself), a confirmed reservation ships at its confirmation + `ship_after` on the wall clock
-(as `confirm_after`, the value when the reservation was created counts); a cancelled, rejected or
-still pending one never ships. `ship(warehouse_id, reservation_id, at=...)` ships one explicitly (a
-test's late or early parcel). Shipping takes the lines off the warehouse's stock (never below zero)
-and gets a tracking number from the warehouse's `carrier` (default "SF").
+never by itself), a confirmed reservation that we released ships at max(its confirmation, its
+release) + `ship_after` on the wall clock (as `confirm_after`, the value when the reservation was
+created counts); an unreleased, cancelled, rejected or still pending one never ships.
+`ship(warehouse_id, reservation_id, at=...)` is a test's hand: it ships one explicitly (a late or
+early parcel) whether or not it was released - a warehouse that picked an order without our release
+is what it stands for then - but never a cancelled or rejected one. Shipping takes the lines off the
+warehouse's stock (never below zero) and gets a tracking number from the warehouse's `carrier`
+(default "SF").
 """
 
 from __future__ import annotations
@@ -101,9 +113,19 @@ class Reservation:
     confirm_after: timedelta
     cancelled: bool = False
     ship_after: timedelta | None = None
+    released_at: datetime | None = None  # we told the warehouse the order may leave
     shipped_at: datetime | None = None
     tracking_number: str | None = None
     carrier: str | None = None
+
+    @property
+    def confirmed_at(self) -> datetime:
+        """When the warehouse confirms it (unless it rejects it, or stops answering)."""
+        return self.created_at + self.confirm_after
+
+    @property
+    def released(self) -> bool:
+        return self.released_at is not None
 
     @property
     def shipped(self) -> bool:
@@ -115,7 +137,7 @@ class _Warehouse:
     stock: dict[str, _Stock] = field(default_factory=dict)
     behaviour: WarehouseBehaviour = field(default_factory=WarehouseBehaviour)
     reservations: dict[str, Reservation] = field(default_factory=dict)
-    # Reservations that will ship by themselves once due (their warehouse had a ship_after).
+    # Released reservations that will ship by themselves once due (their warehouse had a ship_after).
     to_ship: dict[str, Reservation] = field(default_factory=dict)
     shipped: list[Reservation] = field(default_factory=list)
 
@@ -254,8 +276,9 @@ class WmsSimulator(SourceSimulator):
 
     def ship(self, warehouse_id: str, reservation_id: str, at: datetime | None = None, *,
              tracking_number: str | None = None, carrier: str | None = None) -> Reservation:
-        """Ship one reservation now (or `at`, which may be in the past: a parcel scanned late).
-        Shipping it again changes nothing; a cancelled or rejected one cannot ship (ValueError)."""
+        """Ship one reservation now (or `at`, which may be in the past: a parcel scanned late), released
+        or not (the test stands in for the warehouse). Shipping it again changes nothing; a cancelled or
+        rejected one cannot ship (ValueError)."""
         if at is not None and at.tzinfo is None:
             raise ValueError("the shipment time needs a zone")
         with self.lock:
@@ -294,7 +317,7 @@ class WmsSimulator(SourceSimulator):
             if reservation.cancelled:
                 del warehouse.to_ship[reservation.reservation_id]
                 continue
-            at = reservation.created_at + reservation.confirm_after + reservation.ship_after
+            at = max(reservation.confirmed_at, reservation.released_at) + reservation.ship_after
             if at <= now:
                 due.append((at, reservation.reservation_id, reservation))
         for at, _, reservation in sorted(due, key=lambda entry: entry[:2]):
@@ -307,6 +330,7 @@ class WmsSimulator(SourceSimulator):
             Route("GET", "/v1/warehouses/{warehouse_id}/inventory", self._inventory),
             Route("POST", "/v1/warehouses/{warehouse_id}/reservations", self._create),
             Route("GET", "/v1/warehouses/{warehouse_id}/reservations/{reservation_id}", self._read),
+            Route("POST", "/v1/warehouses/{warehouse_id}/reservations/{reservation_id}/release", self._release),
             Route("DELETE", "/v1/warehouses/{warehouse_id}/reservations/{reservation_id}", self._cancel),
             Route("GET", "/v1/warehouses/{warehouse_id}/shipments", self._shipments),
         ]
@@ -355,7 +379,7 @@ class WmsSimulator(SourceSimulator):
         answer: dict = {"reservation_id": reservation.reservation_id}
         if reservation.reject_reason is not None:
             return {**answer, "status": "rejected", "reason": reservation.reject_reason}
-        if behaviour.unresponsive or self.now() < reservation.created_at + reservation.confirm_after:
+        if behaviour.unresponsive or self.now() < reservation.confirmed_at:
             return {**answer, "status": "pending"}
         return {**answer, "status": "confirmed"}
 
@@ -380,8 +404,6 @@ class WmsSimulator(SourceSimulator):
                                           behaviour.reject_reason, behaviour.confirm_after,
                                           ship_after=behaviour.ship_after)
                 warehouse.reservations[reservation_id] = reservation
-                if reservation.ship_after is not None and reservation.reject_reason is None:
-                    warehouse.to_ship[reservation_id] = reservation
             answer = self._status(reservation, behaviour)
         self._stall_if_unresponsive(behaviour)
         return Reply(202, answer)
@@ -396,6 +418,26 @@ class WmsSimulator(SourceSimulator):
             answer = self._status(reservation, behaviour)
         self._stall_if_unresponsive(behaviour)
         return Reply(200, answer)
+
+    def _release(self, request: Request, warehouse_id: str, reservation_id: str) -> Reply:
+        with self.lock:
+            warehouse = self._warehouse(warehouse_id)
+            behaviour = warehouse.behaviour
+            reservation = warehouse.reservations.get(reservation_id)
+            if reservation is None or reservation.cancelled:
+                raise ApiError(404, "reservation_not_found", f"no reservation {reservation_id!r} in {warehouse_id!r}")
+            # A repeat answers as the first did, whatever the warehouse says of the hold since.
+            status = "confirmed" if reservation.released else self._status(reservation, behaviour)["status"]
+            if status == "confirmed" and not reservation.released:
+                reservation.released_at = self.now()
+                if reservation.ship_after is not None and not reservation.shipped:
+                    warehouse.to_ship[reservation_id] = reservation
+            released_at = reservation.released_at
+        self._stall_if_unresponsive(behaviour)
+        if status != "confirmed":
+            raise ApiError(409, "conflict", f"reservation {reservation_id!r} is {status}: only a confirmed one "
+                                            "can be released")
+        return Reply(200, {"reservation_id": reservation_id, "status": "confirmed", "released_at": iso(released_at)})
 
     def _cancel(self, request: Request, warehouse_id: str, reservation_id: str) -> Reply:
         with self.lock:

@@ -179,7 +179,8 @@ class ReviewQueue(Protocol):
 
 
 class WmsConfirmations(Protocol):
-    """The warehouses' WMS: confirms (or rejects) a reservation, perhaps after a while."""
+    """The warehouses' WMS: confirms (or rejects) a reservation, perhaps after a while; picks and ships
+    it only once released (the order may leave)."""
 
     def request_confirmation(self, warehouse_id: str, reservation_id: str, order_key: str,
                              lines: list[dict], timeout_seconds: float): ...  # -> .status, .reason
@@ -187,6 +188,8 @@ class WmsConfirmations(Protocol):
     def confirmation_status(self, warehouse_id: str, reservation_id: str, timeout_seconds: float): ...
 
     def cancel(self, warehouse_id: str, reservation_id: str, timeout_seconds: float) -> None: ...
+
+    def release(self, warehouse_id: str, reservation_id: str, timeout_seconds: float): ...  # -> released_at
 
 
 class WarehouseRegistry(WarehouseDirectory, Protocol):

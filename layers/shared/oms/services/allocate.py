@@ -1,5 +1,6 @@
-"""Allocation use-cases: choose the warehouse(s) for a paid order and hold its units; give them back
-when the order is cancelled, take them off the shelf when it ships.
+"""Allocation use-cases: choose the warehouse(s) for a paid order and hold its units; let the
+warehouses ship it once it may leave; give the units back when the order is cancelled, take them off
+the shelf when it ships.
 
 - `allocate_order`: channel SKUs -> warehouse SKUs (unmapped -> review); the pure decision
   (`oms.domain.allocation.decide_allocation`) over fresh stock and the feeds' snapshots; all units
@@ -10,6 +11,10 @@ when the order is cancelled, take them off the shelf when it ships.
   Anything undecidable -> `in_review` and a ReviewQueue message with a machine-readable reason.
 - Idempotent: the order's reservation item is created once (conditional put). A redelivered record
   finds it and only finishes what a crash left undone (a pending confirmation).
+- `release_to_warehouse`: a WMS-confirmed reservation is only a hold; the warehouses pick and ship
+  the order once we release it to them, which happens when the order becomes `ready_to_ship`
+  (allocated AND risk-cleared, SPEC C6: a held order never reaches fulfilment). Idempotent (the WMS
+  answers a repeated release as the first); a WMS error raises, so the stream retries the record.
 - `release_order` / `deduct_order`: cancellation or refund / shipment of an order's held units.
   `deduct_order` takes what is known of the shipment: from the warehouse (`record_shipment`, the WMS
   shipments feed) its time, tracking number and carrier, stored on the order (`shipped_at`, ISO UTC,
@@ -48,6 +53,7 @@ from oms.services.messages import ReviewMessage
 # does a warehouse that does not confirm. Past this many rounds the record is retried later.
 MAX_ROUNDS = 8
 CONFIRMATION_POLL_SECONDS = 0.2
+RELEASE_TIMEOUT_SECONDS = 5.0  # per warehouse; a WMS slower than that is retried with the record
 
 
 class AllocationContentionError(RuntimeError):
@@ -112,7 +118,8 @@ class ShipmentDetails:
 class AllocationOutcome:
     order_key: str
     # allocated | review | already_decided | released | deducted | nothing_held | unmatched (a warehouse's
-    # shipment of an order that holds nothing, or holds it under another reservation)
+    # shipment of an order that holds nothing, or holds it under another reservation) | released_to_warehouse
+    # | nothing_to_release (no WMS to tell, or the hold is not (any more) a confirmed one)
     state: str
     warehouses: list[str] = field(default_factory=list)
     reason: str | None = None
@@ -293,6 +300,26 @@ def reassign_order(order: OrderToAllocate, warehouse_id: str | None, ports: Allo
                             reviewing=True, only=warehouse_id)
 
 
+def release_to_warehouse(order_key: str, ports: AllocationPorts) -> AllocationOutcome:
+    """The order may leave (it became `ready_to_ship`): tell each warehouse that confirmed its hold to
+    pick and ship it (`released_to_warehouse`). Where nothing is to be told - no WMS in this
+    deployment, no reservation, one still pending (a reassignment under way: its confirmation makes
+    the order ready again), or one closed (released, refused, deducted) - `nothing_to_release` with
+    the reason, and nothing changes. A redelivered record releases again, which the WMS answers as
+    before; a WMS error raises (the stream retries the record)."""
+    if ports.wms is None:
+        return AllocationOutcome(order_key, "nothing_to_release", reason="no_wms")
+    held = ports.reservations.get(order_key)
+    if held is None:
+        return AllocationOutcome(order_key, "nothing_to_release", reason="no_reservation")
+    warehouses = [shipment.warehouse_id for shipment in held.shipments]
+    if held.state != CONFIRMED:
+        return AllocationOutcome(order_key, "nothing_to_release", warehouses, reason=held.state)
+    for warehouse_id in warehouses:
+        ports.wms.release(warehouse_id, held.wms_reservation_id, timeout_seconds=RELEASE_TIMEOUT_SECONDS)
+    return AllocationOutcome(order_key, "released_to_warehouse", warehouses)
+
+
 def release_order(order_key: str, reason: str, ports: AllocationPorts) -> AllocationOutcome:
     """Cancellation, refund or a reviewer's rejection: every held unit goes back to available."""
     return _close(order_key, RELEASED, reason, "released", ports)
@@ -363,10 +390,21 @@ def _close(order_key: str, state: str, reason: str, fulfillment_status: str, por
 
 _CLOSED = ("cancelled", "refunded")
 _SHIPPED = ("shipped", "completed")
+_READY = "ready_to_ship"  # allocated and risk-cleared (`oms.adapters.risk_decisions.promote_ready`)
 
 
-def stream_action(event_name: str, old_status: str | None, new_status: str | None) -> str | None:
-    """What an Orders stream change asks of allocation: allocate, release, deduct, or nothing.
+def stream_action(event_name: str, old_status: str | None, new_status: str | None, *,
+                  old_fulfillment: str | None = None, new_fulfillment: str | None = None) -> str | None:
+    """What an Orders stream change asks of allocation (statuses and `fulfillment_status` of the old
+    and new images):
+
+    | change                                                  | action                 |
+    |---------------------------------------------------------|------------------------|
+    | INSERT paid, or pending_payment (or none) -> paid       | `allocate`             |
+    | -> cancelled / refunded, from anything else             | `release`              |
+    | -> shipped / completed, from neither those nor closed   | `deduct`               |
+    | fulfillment -> ready_to_ship, from anything else        | `release_to_warehouse` |
+    | anything else                                           | None                   |
 
     The function's FilterCriteria pass only these changes; this repeats the rule so that a record
     that slips through (a wider filter, a replayed event) still does the right thing.
@@ -377,4 +415,6 @@ def stream_action(event_name: str, old_status: str | None, new_status: str | Non
         return "release"
     if new_status in _SHIPPED and old_status not in _SHIPPED + _CLOSED:
         return "deduct"
+    if event_name == "MODIFY" and new_fulfillment == _READY and old_fulfillment != _READY:
+        return "release_to_warehouse"
     return None

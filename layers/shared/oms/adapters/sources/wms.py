@@ -1,11 +1,14 @@
-"""WMS client: warehouse stock listings and shipments for the feeds, reservation confirmation for allocation.
+"""WMS client: warehouse stock listings and shipments for the feeds, reservation confirmation and
+release for picking for allocation.
 
 The API (documented with its simulator, `omsdev.simulators.wms`): `GET /v1/warehouses/{id}/inventory`
 (token paging, <= 500 per page), `GET /v1/warehouses/{id}/shipments?since=` (token paging, `since`
-inclusive), `POST/GET/DELETE /v1/warehouses/{id}/reservations[/{reservation_id}]`.
+inclusive), `POST/GET/DELETE /v1/warehouses/{id}/reservations[/{reservation_id}]`, and
+`POST /v1/warehouses/{id}/reservations/{reservation_id}/release` (the order may leave: a confirmed
+reservation is only a hold until then, the warehouse ships nothing unreleased).
 Reservation calls take `timeout_seconds`, the time the caller still has (allocation: what is left of
-its 5 s): retries happen only inside it and running out raises `SourceTimeoutError`. POST is safe to
-retry, the WMS is idempotent on `reservation_id`.
+its 5 s): retries happen only inside it and running out raises `SourceTimeoutError`. Both POSTs are
+safe to retry, the WMS is idempotent on `reservation_id`.
 
 `InventoryMirror` is the feed's view of our Inventory table: set on hand, and which SKUs we still
 count as on the shelf (to zero those the WMS stopped listing).
@@ -95,6 +98,14 @@ class ReservationResponse(BaseModel):
     reservation_id: str
     status: Literal["pending", "confirmed", "rejected"]
     reason: str | None = None
+
+
+class ReleaseResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    reservation_id: str
+    status: Literal["confirmed"]
+    released_at: AwareDatetime
 
 
 def _parse(model: type[BaseModel], body: dict, what: str):
@@ -203,6 +214,19 @@ class WmsClient:
                            budget_seconds=timeout_seconds)
         except SourceNotFoundError:
             return
+
+    def release(self, warehouse_id: str, reservation_id: str, timeout_seconds: float | None = None) -> datetime:
+        """Let the warehouse pick and ship the reservation (idempotent): when the WMS first took the release.
+
+        Unlike `cancel`, a reservation the WMS does not know (or has cancelled) is an error
+        (`SourceNotFoundError`): nothing would ship. One it has not confirmed is a `SourceRequestError` (409).
+        """
+        _, body = self.http.call("POST", self._reservation_path(warehouse_id, reservation_id) + "/release",
+                                 budget_seconds=timeout_seconds)
+        answer = _parse(ReleaseResponse, body, f"release of reservation {reservation_id}")
+        if answer.reservation_id != reservation_id:
+            raise SourceError(f"wms answered for reservation {answer.reservation_id!r}, asked about {reservation_id!r}")
+        return answer.released_at
 
     @staticmethod
     def _status(body: dict, reservation_id: str) -> ConfirmationStatus:
