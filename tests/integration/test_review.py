@@ -165,3 +165,39 @@ def test_personal_data_is_shown_in_full_only_to_roles_that_need_it(cloud):
     shown = review.get_item(REVIEWER, refused_item, ports)["order"]
     assert shown["ship_to"]["address"] == "*" and shown["buyer_id"] is None
     assert shown["ship_to"]["province"] == "浙江省"
+
+
+def test_a_decision_that_crashed_before_its_audit_entry_is_recorded_by_the_retry(cloud):
+    # Regression (found by `oms audit`): the effect was applied and the item resolved before the audit
+    # entry was written, so a crash in between left a released hold with no who/why, for good.
+    # GIVEN a risk hold claimed by a risk reviewer, and an audit log that fails once
+    import dataclasses
+
+    warehouses()
+    order, item = risk_held_order(cloud)
+    ports = review_ports(get_settings())
+    review.claim_item(RISK_REVIEWER, item, ports)
+    real_audit, failures = ports.audit, []
+
+    class AuditFailingOnce:
+        def __getattr__(self, name):
+            return getattr(real_audit, name)
+
+        def append(self, **entry):
+            if not failures:
+                failures.append(entry)
+                raise RuntimeError("the function died here")
+            return real_audit.append(**entry)
+
+    flaky = dataclasses.replace(ports, audit=AuditFailingOnce())
+    # WHEN the release is decided and the function dies before the audit entry
+    with pytest.raises(RuntimeError):
+        review.decide(RISK_REVIEWER, item, "release_hold", "buyer called back, order confirmed", flaky)
+    # THEN the item is still open under the reviewer's claim, so nothing stands unrecorded for good
+    assert ports.items.get(item)["status"] == "open"
+    # AND the reviewer's retry completes it: effect in place, item resolved, the decision recorded
+    review.decide(RISK_REVIEWER, item, "release_hold", "buyer called back, order confirmed", flaky)
+    assert ports.items.get(item)["status"] == "resolved"
+    assert stored_image(cloud, order.order_key)["risk_status"]["S"] == "cleared"
+    [entry] = review.audit_of(ADMIN, item, ports)
+    assert (entry["who"], entry["action"]) == (RISK_REVIEWER.username, "release_hold")

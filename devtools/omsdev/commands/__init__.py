@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMAND_MODULES = ("normalize", "local", "invoke", "reconcile", "quarantine", "bench", "inventory", "risk", "openapi", "kpis")
+COMMAND_MODULES = ("normalize", "local", "invoke", "reconcile", "quarantine", "bench", "inventory", "risk", "openapi", "kpis", "audit")
 
 
 def register_all(subparsers) -> None:

@@ -139,9 +139,12 @@ def decide(reviewer: Reviewer, item_id: str, action: str, reason: str, ports: Re
                   "at": _iso(now), "outcome": outcome}
     if warehouse_id:
         resolution["warehouse_id"] = warehouse_id
-    resolved = ports.items.resolve(item_id, reviewer.username, resolution, now)
+    # Recorded before the item is resolved: a crash between the effect and the record leaves the item
+    # open under this reviewer's claim, so the retry (the engines' steps are idempotent) records it.
+    # A decision is thus never applied unrecorded; a retried one may be recorded twice.
     ports.audit.append(item_id=item_id, order_key=order_key, who=reviewer.username, role=reviewer.role, action=action,
                        reason=reason, before=_stored(before), after=_stored(after), at=now)
+    resolved = ports.items.resolve(item_id, reviewer.username, resolution, now)
     logger.info("review decision", extra={"item_id": item_id, "order_key": order_key, "action": action,
                                           "by": reviewer.username, "outcome": outcome})
     if not resolved:  # the claim ran out while the effect was applied: effect and audit stand
@@ -162,6 +165,8 @@ def _apply(action: str, item: dict, before: dict, reason: str, warehouse_id: str
         return _settle_quarantined(action, item, ports)
     if action in ("approve", "release_hold") and item["source"] in ("risk", "verification"):
         if not ports.risk.transition(order_key, "cleared", HELD_STATUSES, {**note, "action": action}, now):
+            if _cleared_by(before, item["item_id"]):  # this decision's retry: already applied
+                return "cleared"
             raise ActionRefusedError(f"order {order_key} is not held by risk (risk_status {before.get('risk_status')})")
         return "cleared"
     if action in ("approve", "reassign"):
@@ -184,6 +189,12 @@ def _apply(action: str, item: dict, before: dict, reason: str, warehouse_id: str
         ports.risk.transition(order_key, "verifying", HELD_STATUSES, {**note, "action": action}, now)
         return "code_sent"
     raise InvalidActionError(f"{action} is not available through the API yet")
+
+
+def _cleared_by(before: dict, item_id: str) -> bool:
+    """The order's risk hold was already cleared by a decision on this item (a retried decision)."""
+    image = before.get("image") or {}
+    return image.get("risk_status") == "cleared" and (image.get("risk_review") or {}).get("by_review") == item_id
 
 
 def _settle_quarantined(action: str, item: dict, ports: ReviewPorts) -> str:
