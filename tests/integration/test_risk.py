@@ -341,3 +341,34 @@ def test_an_sms_provider_outage_fails_the_record_and_the_redelivery_sends_one_fr
         assert confirm_code(verification_id(_key(), new[-1].order_key), code, ports).status == "verified"
     finally:
         simulator.stop()
+
+
+def test_a_confirm_that_crashed_before_clearing_the_order_is_finished_by_the_buyers_retry(cloud, sms):
+    # Regression (found by reading for `oms audit`): the verification was closed as verified before the
+    # order was cleared; a crash in between left the order `verifying` for good (a retry answered
+    # already_verified, and the expiry sweep skips verified ones).
+    import dataclasses
+
+    flagged = _flag_one(cloud)
+    code = sms.latest_code(flagged.ship_to.phone)
+    vid = verification_id(_key(), flagged.order_key)
+    ports = verification_ports(get_settings())
+
+    class OrdersDyingOnSettle:
+        def __getattr__(self, name):
+            return getattr(ports.orders, name)
+
+        def settle_verification(self, *args, **kwargs):
+            raise RuntimeError("the function died here")
+
+    # WHEN the right code is confirmed and the function dies before the order is cleared
+    with pytest.raises(RuntimeError):
+        confirm_code(vid, code, dataclasses.replace(ports, orders=OrdersDyingOnSettle()))
+    assert risk_of(cloud, flagged.order_key)[0] == "verifying"
+    # THEN the buyer's retry (the same code again) clears it
+    assert confirm_code(vid, code, ports).status == "already_verified"
+    state, facts = risk_of(cloud, flagged.order_key)
+    assert state == "cleared"
+    # AND once more changes nothing
+    assert confirm_code(vid, code, ports).status == "already_verified"
+    assert risk_of(cloud, flagged.order_key)[0] == "cleared"

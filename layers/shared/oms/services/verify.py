@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -128,8 +128,11 @@ def confirm_code(verification: str, code: str, ports: VerificationPorts) -> Conf
     current = ports.store.get(verification)
     if current is None:
         return ConfirmOutcome("not_found")
+    if current.state == "verified":
+        _settle_verified(current, ports, now)  # a crash may have stopped the first confirm before it
+        return ConfirmOutcome("already_verified")
     if current.state != "sent":
-        return ConfirmOutcome("already_verified" if current.state == "verified" else "closed")
+        return ConfirmOutcome("closed")
     if now >= current.expires_at:
         _expire(current, ports, now)
         return ConfirmOutcome("expired")
@@ -137,6 +140,7 @@ def confirm_code(verification: str, code: str, ports: VerificationPorts) -> Conf
     if attempts is None:  # settled, expired or out of attempts in the meantime
         latest = ports.store.get(verification)
         if latest.state == "verified":
+            _settle_verified(latest, ports, now)
             return ConfirmOutcome("already_verified")
         if latest.state == "sent" and now >= latest.expires_at:
             _expire(latest, ports, now)
@@ -144,8 +148,7 @@ def confirm_code(verification: str, code: str, ports: VerificationPorts) -> Conf
         return ConfirmOutcome("closed")
     if hmac.compare_digest(code_hash(ports.secret_key(), verification, code), current.code_hash):
         if ports.store.close(verification, "verified", now):
-            ports.orders.settle_verification(current.order_key, "cleared",
-                                             {"outcome": "verified", "attempts": attempts, "at": now.isoformat()}, now)
+            _settle_verified(replace(current, attempts=attempts), ports, now)
             logger.info("order verified by SMS", extra={"order_key": current.order_key, "attempts": attempts})
             return ConfirmOutcome("verified")
         return ConfirmOutcome("closed")
@@ -155,6 +158,15 @@ def confirm_code(verification: str, code: str, ports: VerificationPorts) -> Conf
                    f"{current.max_attempts} wrong codes for the SMS verification")
         return ConfirmOutcome("failed")
     return ConfirmOutcome("wrong_code", attempts_left=max(left, 0))
+
+
+def _settle_verified(current, ports: VerificationPorts, now: datetime) -> None:
+    """The order of a verified code is cleared. Repeated on every later confirm of the same code: if the
+    function died between closing the verification and this, the order would otherwise stay
+    `verifying` for good (a verified verification never expires nor reopens). Conditional on the
+    order still being `verifying`, so a repeat changes nothing."""
+    ports.orders.settle_verification(current.order_key, "cleared",
+                                     {"outcome": "verified", "attempts": current.attempts, "at": now.isoformat()}, now)
 
 
 def expire_verifications(ports: VerificationPorts, limit: int = 100) -> list[str]:
