@@ -6,19 +6,23 @@ an invocation that outlives the function's Timeout fails ("Task timed out"), eve
 it cannot be cut short. ReservedConcurrentExecutions is enforced: an invocation beyond it is
 refused with TooManyRequestsException, as Lambda does; a test that must overlap invocations on
 purpose (to prove a lease) says so with `bypass_concurrency`. The emulated event sources invoke
-one batch at a time per mapping, and a schedule's next run waits for the previous one.
+one batch at a time per mapping, and a schedule's next run waits for the previous one. For fault
+tests, `runtime.crashes = CrashPlan(...)` crashes a share of invocations after their writes or in the
+middle of their batch.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import random
 import sys
 import threading
 import time
 import traceback
 import uuid
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +39,57 @@ class FunctionTimeoutError(FunctionError):
 
 class FunctionThrottledError(FunctionError):
     """More concurrent invocations than ReservedConcurrentExecutions: Lambda's TooManyRequestsException."""
+
+
+class InjectedCrashError(FunctionError):
+    """A crash the runtime injected (`CrashPlan`): the handler's writes happened, its answer is lost."""
+
+
+CRASH_KINDS = ("after_writes", "mid_batch")
+
+
+@dataclass
+class CrashPlan:
+    """Crashes a share of invocations the way a Lambda dies, for fault tests (off unless set on the runtime):
+
+    - `after_writes`: the handler ran to its end (everything written), then the invocation fails
+      before its answer (batch item failures, results) reaches the caller;
+    - `mid_batch`: a batch event (`Records`) is cut after a random first part, the handler runs on
+      that part, then the invocation fails: the consumer was killed in the middle of its batch.
+
+    Either way the event source sees a failed invocation and retries (or bisects) the whole batch.
+    Plain attributes: a test may change `rate` while the cloud runs. `counts`: crashes per (function, kind).
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = CRASH_KINDS
+    functions: frozenset[str] | None = None  # None: every function
+    seed: int | None = None
+    counts: dict = field(default_factory=dict)
+    _random: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(CRASH_KINDS)
+        if unknown:
+            raise ValueError(f"unknown crash kinds {sorted(unknown)}; known: {CRASH_KINDS}")
+        self._random = random.Random(self.seed)
+
+    def draw(self, logical_id: str, event: Any) -> tuple[str, int] | None:
+        """(kind, records kept for mid_batch) to inject into this invocation, or None."""
+        if self.functions is not None and logical_id not in self.functions:
+            return None
+        records = event.get("Records") if isinstance(event, dict) else None
+        with self._lock:
+            if self.rate <= 0 or self._random.random() >= self.rate:
+                return None
+            kinds = [k for k in self.kinds if k != "mid_batch" or (records and len(records) > 1)]
+            if not kinds:
+                return None
+            kind = self._random.choice(kinds)
+            kept = self._random.randint(1, len(records) - 1) if kind == "mid_batch" else 0
+            self.counts[(logical_id, kind)] = self.counts.get((logical_id, kind), 0) + 1
+            return kind, kept
 
 
 class LambdaContext:
@@ -129,6 +184,7 @@ class LambdaRuntime:
         self._load_lock = threading.Lock()
         self._in_flight: dict[str, int] = {fid: 0 for fid in self.functions}
         self._in_flight_lock = threading.Lock()
+        self.crashes: CrashPlan | None = None
 
     def function_arn(self, logical_id: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_names[logical_id]}"
@@ -193,8 +249,14 @@ class LambdaRuntime:
         context = LambdaContext(function_name=self.function_names[logical_id], invoked_function_arn=self.function_arn(logical_id),
                                 memory_limit_in_mb=spec.memory_size, timeout_seconds=spec.timeout, aws_request_id=request_id)
         started = time.monotonic()
+        crash = self.crashes.draw(logical_id, event) if self.crashes is not None else None
         try:
+            if crash is not None and crash[0] == "mid_batch":
+                handler({**event, "Records": event["Records"][:crash[1]]}, context)
+                raise InjectedCrashError(f"{logical_id}: killed after {crash[1]} of {len(event['Records'])} records")
             result = handler(event, context)
+            if crash is not None:
+                raise InjectedCrashError(f"{logical_id}: crashed after its writes, before answering")
             elapsed = time.monotonic() - started
             if elapsed > spec.timeout:
                 raise FunctionTimeoutError(f"{logical_id}: Task timed out after {spec.timeout:.2f} seconds "
