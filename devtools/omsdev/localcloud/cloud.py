@@ -7,8 +7,11 @@ a time (moto checks a write's condition and writes without a lock; DynamoDB is a
 every request one at a time). It then provisions
 the template, merges the functions' environments into this process (plus `OMS_AWS_ENDPOINT_URL`)
 and starts the emulated event sources; with `api_port` it also serves the template's API routes
-(`api_gateway`, at `api_url`). `stop()` undoes all of it: threads joined, server stopped,
-environment restored.
+(`api_gateway`, at `api_url`). With `fault_proxy=True` the functions reach the endpoint through a
+fault-injecting proxy (`fault_proxy.FaultProxy`, started after provisioning): `OMS_AWS_ENDPOINT_URL`
+names the proxy, `endpoint` stays the endpoint itself (for tooling and test assertions), and
+`faults` holds the proxy's rules and counters (no rules: nothing is faulted). `stop()` undoes all
+of it: threads joined, proxy and server stopped, environment restored.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from omsdev.localcloud.event_sources import (
     api_routes,
     build_sources,
 )
+from omsdev.localcloud.fault_proxy import FaultProxy, FaultRules
 from omsdev.localcloud.lambda_runtime import LambdaRuntime, merge_environments
 from omsdev.localcloud.provision import Stack
 from omsdev.localcloud.template import REGION, Template
@@ -200,6 +204,8 @@ class LocalCloud:
         start_event_sources: bool = True,
         server: str = "thread",
         api_port: int | None = None,
+        fault_proxy: bool = False,
+        fault_seed: int = 0,
     ):
         if server not in ("thread", "process"):
             raise ValueError("server must be 'thread' or 'process'")
@@ -212,6 +218,9 @@ class LocalCloud:
         self.server_kind = server
         self.api_port = api_port  # None: the API routes are not served; 0: on a free port
         self.api_gateway: ApiGateway | None = None
+        # The functions' calls to AWS through a fault-injecting proxy; rules can be set before start().
+        self.faults: FaultRules | None = FaultRules(seed=fault_seed) if fault_proxy else None
+        self.fault_proxy: FaultProxy | None = None
         self.server: MotoThread | MotoProcess | None = None
         self.stack: Stack | None = None
         self.runtime: LambdaRuntime | None = None
@@ -233,7 +242,11 @@ class LocalCloud:
             functions = self.template.functions()
             environment = merge_environments({spec.logical_id: self.stack.function_environment(spec.logical_id)
                                               for spec in functions})
-            self.environment = {**environment, "OMS_AWS_ENDPOINT_URL": self.endpoint, **self.extra_environment}
+            functions_endpoint = self.endpoint
+            if self.faults is not None:  # after provisioning: the stack is never built through faults
+                self.fault_proxy = FaultProxy(self.endpoint, self.faults, host=self.host).start()
+                functions_endpoint = self.fault_proxy.url
+            self.environment = {**environment, "OMS_AWS_ENDPOINT_URL": functions_endpoint, **self.extra_environment}
             self._set_environment(self.environment)
             cold_start_containers()
             self.runtime = LambdaRuntime(
@@ -273,6 +286,9 @@ class LocalCloud:
             self.api_gateway.stop()
             self.api_gateway = None
         self.stop_wiring()
+        if self.fault_proxy is not None:
+            self.fault_proxy.stop()
+            self.fault_proxy = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -295,12 +311,15 @@ class LocalCloud:
         return self.runtime.invoke(function_logical_id, event, bypass_concurrency=bypass_concurrency)
 
     def stats(self) -> dict:
-        return {
+        stats = {
             "endpoint": self.endpoint,
             "stack": self.stack_name,
             "functions": self.runtime.snapshot() if self.runtime else {},
             "event_sources": [source.stats() for source in self.sources],
         }
+        if self.faults is not None:
+            stats["aws_faults"] = self.faults.snapshot()
+        return stats
 
     def _set_environment(self, values: dict[str, str]) -> None:
         for key, value in values.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 import zlib
 
 from botocore.exceptions import ClientError
@@ -53,6 +54,9 @@ class OrdersTable:
         stamp = version_stamp(order)
         raw_fields = self._raw_fields(order, raw, stamp)
         now = _now_ms()
+        # A token of this call on what it writes: when a write's answer is lost and botocore's retry
+        # meets our own write, the condition fails, and the token tells it was us, not a rival.
+        token = uuid.uuid4().hex
         item = {
             **order.stored_dict(),
             **raw_fields,
@@ -60,6 +64,7 @@ class OrdersTable:
             "version": 1,
             "stored_at_ms": now,
             "last_written_at_ms": now,
+            "write_token": token,
         }
         try:
             self._dynamodb.put_item(
@@ -73,19 +78,22 @@ class OrdersTable:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             stored = from_item(error.response.get("Item") or {})
+        if stored.get("write_token") == token:
+            return SaveResult.CREATED
         stored_stamp = int(stored.get("updated_at_ms", 0))
         if stamp == stored_stamp:
             return SaveResult.DUPLICATE
         if stamp < stored_stamp:
             return SaveResult.STALE
-        return self._update(order, raw_fields, stamp)
+        return self._update(order, raw_fields, stamp, token)
 
-    def _update(self, order: CanonicalOrder, raw_fields: dict, stamp: int) -> SaveResult:
+    def _update(self, order: CanonicalOrder, raw_fields: dict, stamp: int, token: str) -> SaveResult:
         contract = order.stored_dict()
         values = {name: contract[name] for name in _CHANNEL_FIELDS}
         values.update(raw_fields)
         values["updated_at_ms"] = stamp
         values["last_written_at_ms"] = _now_ms()
+        values["write_token"] = token
         set_parts, remove_parts, names, attr_values = [], [], {}, {":one": to_value(1)}
         for index, (name, value) in enumerate(values.items()):
             names[f"#f{index}"] = name
@@ -109,11 +117,14 @@ class OrdersTable:
                 ConditionExpression="attribute_exists(order_key) AND updated_at_ms < :stamp",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={**attr_values, ":stamp": to_value(stamp)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return SaveResult.UPDATED
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+            if (error.response.get("Item") or {}).get("write_token", {}).get("S") == token:
+                return SaveResult.UPDATED  # our own write, whose answer was lost: the retry met it
             # A concurrent writer stored this or a newer version between our two calls.
             return SaveResult.STALE
 
