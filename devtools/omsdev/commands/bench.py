@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from omsdev.awscalls import AwsCallCounter
-from omsdev.commands import bench_allocate, bench_drain, bench_risk
+from omsdev.commands import bench_allocate, bench_drain, bench_peak, bench_risk
 from omsdev.demo import IngestTally, start_amazon_shop, start_shopify_shop
 from omsdev.localcloud.cloud import LocalCloud
 from omsdev.simulators.scenario import Scenario, ScenarioRunner
@@ -40,6 +40,7 @@ def register(subparsers) -> None:
     bench_drain.register(commands)
     bench_allocate.register(commands)
     bench_risk.register(commands)
+    bench_peak.register(commands)
 
 
 def _percentile(values: list[float], share: float) -> float:
