@@ -462,3 +462,27 @@ def test_an_order_saved_whose_answer_was_lost_is_reported_as_saved(proxy, moto_e
     assert stored["Item"]["status"]["S"] == order.status and proxy.rules.injected(kind="drop_after") == 1
     # ... and the save says so (reconciliation lists CREATED as backfilled, UPDATED as refreshed)
     assert outcome is expected
+
+
+# -- a defect `oms bench peak` found (regression): a poll whose lease-taking answer was lost met its own
+# lease on botocore's retry, took it for another poll's, and the shop waited the 5-minute lease out --------
+
+def test_a_poll_whose_lease_answer_was_lost_still_holds_the_lease(proxy, moto_endpoint, monkeypatch):
+    from oms.adapters.cursors_table import CursorsTable
+
+    # GIVEN a registered shop in a cursors table reached through the proxy
+    name = f"cursors-{uuid.uuid4().hex[:10]}"
+    client("dynamodb", moto_endpoint).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "channel", "KeyType": "HASH"}, {"AttributeName": "shop_id", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "channel", "AttributeType": "S"},
+                              {"AttributeName": "shop_id", "AttributeType": "S"}])
+    monkeypatch.setattr(aws, "client", lambda service: client(service, proxy.url))
+    cursors = CursorsTable(name)
+    assert cursors.register_shop("jd", "lease-shop")
+    # WHEN a poll takes the lease and the answer is lost after the write
+    proxy.rules.set(FaultRule("dynamodb", "UpdateItem", rate=1.0, kinds=("drop_after",), budget=1))
+    held = cursors.acquire_lease("jd", "lease-shop", "poll-1", until=datetime.now(UTC) + timedelta(minutes=5))
+    # THEN it holds the lease (the retry met its own write), and another poll still does not get it
+    assert held is not None and proxy.rules.injected(kind="drop_after") == 1
+    assert cursors.acquire_lease("jd", "lease-shop", "poll-2", until=datetime.now(UTC) + timedelta(minutes=5)) is None

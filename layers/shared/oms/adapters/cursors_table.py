@@ -88,9 +88,11 @@ class CursorsTable:
                 TableName=self._table,
                 Key=self._key(channel, shop_id),
                 UpdateExpression="SET lease_owner = :owner, lease_until_ms = :until",
+                # `lease_owner = :owner`: this very poll took it already, and the answer was lost
+                # (botocore's retry meets our own write; without this the shop waits out the lease).
                 ConditionExpression=(
                     "attribute_exists(shop_id) AND "
-                    "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now)"
+                    "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now OR lease_owner = :owner)"
                 ),
                 ExpressionAttributeValues={
                     ":owner": {"S": owner},
