@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,11 +23,26 @@ from pydantic import (
 
 CHANNELS = ("taobao", "jd", "pdd", "douyin", "kuaishou", "amazon", "aliexpress", "shopify")
 
+# Bounds that keep every order (and every refusal) storable. The order key is the Orders table's
+# partition key (DynamoDB: at most 2048 bytes) and the quarantine id: platform ids are 12-30
+# characters, so a longer one is a broken payload. A stored order item may take 400 KB in all, shared
+# with its raw payload (up to 64 KB inline) and what allocation and risk add later: the channel's
+# part gets a third. A reason is stored with the quarantined payload and shown to a reviewer.
+MAX_ORDER_ID_CHARS = 128
+MAX_ORDER_BYTES = 128 * 1024
+MAX_REASON_CHARS = 1000
+
 
 class MalformedOrderError(ValueError):
-    """A channel payload that cannot become a canonical order; carries the reason for quarantine."""
+    """A channel payload that cannot become a canonical order; carries the reason for quarantine.
+
+    The reason is bounded (MAX_REASON_CHARS) and always valid UTF-8, whatever value it quotes.
+    """
 
     def __init__(self, reason: str, channel_order_id: str | None = None):
+        reason = str(reason).encode("utf-8", "backslashreplace").decode("utf-8")
+        if len(reason) > MAX_REASON_CHARS:
+            reason = f"{reason[:MAX_REASON_CHARS - 40]}... ({len(reason)} characters in all)"
         super().__init__(reason)
         self.reason = reason
         self.channel_order_id = channel_order_id
@@ -72,7 +88,21 @@ def _utc_text(value: str | None) -> str | None:
     return format_utc(parse_utc(value))
 
 
+def _unicode_text(value: str) -> str:
+    """Text that UTF-8 can carry: a lone surrogate (bytes that were not UTF-8, decoded leniently)
+    cannot be stored, sent or shown, so it makes the order malformed instead of failing its store."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"not valid Unicode text: a lone surrogate {value[error.start]!r} at character {error.start} "
+            "(bytes that were not UTF-8)"
+        ) from None
+    return value
+
+
 Money = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str)]
+Text = Annotated[str, AfterValidator(_unicode_text)]
 UtcTime = Annotated[str | None, Field(default=None)]
 
 
@@ -84,9 +114,9 @@ def order_key(channel: str, shop_id: str, channel_order_id: str) -> str:
 class OrderLine(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    line_id: str
-    sku: str | None
-    seller_sku: str | None
+    line_id: Text
+    sku: Text | None
+    seller_sku: Text | None
     quantity: int = Field(ge=0)
     unit_price: Money
 
@@ -95,18 +125,18 @@ class ShipTo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
-    province: str | None = None
-    city: str | None = None
-    district: str | None = None
-    address: str | None = None
-    postal_code: str | None = None
-    name: str | None = None
-    phone: str | None = None
+    province: Text | None = None
+    city: Text | None = None
+    district: Text | None = None
+    address: Text | None = None
+    postal_code: Text | None = None
+    name: Text | None = None
+    phone: Text | None = None
     encrypted: bool = False
     # The platform's stable handle for this address where it encrypts the data (Taobao OAID,
     # PDD/Douyin/Kuaishou open address id or cipher index): what risk rules fingerprint. Kept off
     # the `oms normalize` contract output, stored with the order.
-    address_handle: str | None = None
+    address_handle: Text | None = None
 
 
 class CanonicalOrder(BaseModel):
@@ -114,13 +144,13 @@ class CanonicalOrder(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    order_key: str
+    order_key: Text
     channel: str
-    shop_id: str = Field(min_length=1, pattern=r"^[^#]+$")
-    channel_order_id: str = Field(min_length=1)
+    shop_id: Text = Field(min_length=1, pattern=r"^[^#]+$")
+    channel_order_id: Text = Field(min_length=1, max_length=MAX_ORDER_ID_CHARS)
     status: OrderStatus
-    channel_status: str
-    buyer_id: str | None
+    channel_status: Text
+    buyer_id: Text | None
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     total: Money
     lines: list[OrderLine]
@@ -155,6 +185,17 @@ class CanonicalOrder(BaseModel):
             raise ValueError(f"order_key {self.order_key!r} does not match {expected!r}")
         return self
 
+    @model_validator(mode="after")
+    def _fits_its_store(self) -> CanonicalOrder:
+        size = len(self.model_dump_json().encode("utf-8"))
+        if size > MAX_ORDER_BYTES:
+            place, length = _longest_text(self.stored_dict())
+            raise ValueError(
+                f"the order takes {size} bytes as stored, more than the {MAX_ORDER_BYTES} an order may take "
+                f"(its longest text: {place}, {length} characters; lines: {len(self.lines)})"
+            )
+        return self
+
     def contract_dict(self) -> dict:
         """The JSON-ready contract form (money as strings, status as its value): exactly SPEC section 3."""
         return self.model_dump(mode="json", exclude={"ship_to": {"address_handle"}})
@@ -170,6 +211,19 @@ class CanonicalOrder(BaseModel):
         if stored_updated_at is None:
             return True
         return parse_utc(self.updated_at) > parse_utc(stored_updated_at)
+
+
+def _longest_text(value: object, place: str = "order") -> tuple[str, int]:
+    """Where the longest text of a stored order is (what to name when the order is too large)."""
+    if isinstance(value, str):
+        return place, len(value)
+    if isinstance(value, dict):
+        children = [_longest_text(inner, f"{place}.{key}" if place != "order" else key) for key, inner in value.items()]
+    elif isinstance(value, list):
+        children = [_longest_text(inner, f"{place}[{index}]") for index, inner in enumerate(value)]
+    else:
+        children = []
+    return max(children, key=lambda found: found[1], default=(place, 0))
 
 
 def version_stamp(order: CanonicalOrder) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterator
 from typing import TypeVar
 
 from oms.domain.order import MalformedOrderError
-from oms.normalizers._fields import as_list, text
+from oms.normalizers._fields import as_list, id_problem, shown, text
 
 Value = TypeVar("Value")
 
@@ -30,7 +30,7 @@ def require_order_id(order_id: str | None, found: object, field: str, problem: s
         return order_id
     if found in (None, ""):
         raise MalformedOrderError(f"{field}: missing")
-    raise MalformedOrderError(f"{field}: {found!r} {problem}")
+    raise MalformedOrderError(f"{field}: {shown(found)} {id_problem(found) or problem}")
 
 
 def require_object(value: object, where: str) -> dict:
@@ -54,7 +54,7 @@ def each_object(value: object, where: str) -> Iterator[tuple[str, dict]]:
 def known_value(value: Value, known: Collection[Value], where: str) -> Value:
     """`value` when it is one of the platform's `known` values; an unknown status is never guessed."""
     if value not in known:
-        raise MalformedOrderError(f"{where}: unknown value {value!r}")
+        raise MalformedOrderError(f"{where}: unknown value {shown(value)}")
     return value
 
 

@@ -272,7 +272,7 @@ def _ship_to(detail: dict) -> dict:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    with reading_order(order_id):
+    with reading_order(order_id, raw):
         require_order_id(order_id, dig(raw, "order", "order_id"), "order.order_id", "is not an exact order id")
         order = raw["order"]  # a dict: order_id_of found an id in it
         detail = as_dict(raw.get("detail"), "detail")

@@ -36,14 +36,17 @@ from oms.domain.order import (
     build_order,
 )
 from oms.normalizers._fields import (
+    MAX_DIGITS,
     as_dict,
     dig,
     iso_time,
     joined,
     money,
+    order_id_text,
     quantity,
     reading_order,
     required_text,
+    shown,
     text,
 )
 from oms.normalizers._order_parts import (
@@ -113,20 +116,25 @@ def split_response(document: object) -> list[dict]:
 
 
 def order_id_of(raw: object) -> str | None:
+    """`order.AmazonOrderId` (always a string: "028-4417392-5539521"), else None; also None when
+    longer than any order id (MAX_ORDER_ID_CHARS: it could key neither an order nor a quarantine)."""
     order_id = dig(raw, "order", "AmazonOrderId")
-    return text(order_id) if isinstance(order_id, str) else None
+    return order_id_text(order_id) if isinstance(order_id, str) else None
 
 
 def _unit_price(amount: Decimal, quantity: int) -> Decimal:
     if quantity == 0:
         return amount
     with localcontext() as context:
+        # Room for the largest amount (MAX_DIGITS) divided down to 4 places: at the default 28 digits
+        # the rounding of a large amount raised InvalidOperation (an "unreadable order").
+        context.prec = 2 * MAX_DIGITS
         context.traps[Inexact] = True
         try:
             return amount / quantity
         except Inexact:
-            pass
-    return (amount / quantity).quantize(_PRICE_PLACES, rounding=ROUND_HALF_EVEN)
+            context.traps[Inexact] = False
+            return (amount / quantity).quantize(_PRICE_PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def _item(where: str, item: dict) -> tuple[dict, Decimal | None, str | None]:
@@ -161,7 +169,7 @@ def _total_and_currency(order: dict, prices: list[Decimal], currencies: list[str
     if currency is None:
         raise MalformedOrderError(
             "currency: no OrderTotal.CurrencyCode, no ItemPrice.CurrencyCode and "
-            f"MarketplaceId {order.get('MarketplaceId')!r} is not a known marketplace"
+            f"MarketplaceId {shown(order.get('MarketplaceId'))} is not a known marketplace"
         )
     return total, currency
 
@@ -183,7 +191,7 @@ def _ship_to(order: dict) -> dict:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    with reading_order(order_id):
+    with reading_order(order_id, raw):
         require_order_id(order_id, dig(raw, "order", "AmazonOrderId"), "order.AmazonOrderId")
         order = raw["order"]  # a dict: order_id_of found an id in it
         channel_status = known_value(required_text(order, "OrderStatus", "order."), _STATUS, "order.OrderStatus")

@@ -169,7 +169,7 @@ def _ship_to(raw: dict) -> dict:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    with reading_order(order_id):
+    with reading_order(order_id, raw):
         found = raw.get("order_id") if isinstance(raw, dict) else None
         require_order_id(order_id, found, "order_id", "is not an exact order id (a float loses digits of 19-digit ids)")
         lines = [_line(where, line) for where, line in each_object(raw.get("sku_order_list"), "sku_order_list")]

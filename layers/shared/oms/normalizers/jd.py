@@ -52,6 +52,7 @@ from oms.normalizers._fields import (
     quantity,
     reading_order,
     required_text,
+    shown,
     text,
 )
 from oms.normalizers._order_parts import (
@@ -89,7 +90,7 @@ _CIPHER = re.compile(r"[A-Za-z0-9+/=]{16,}")
 def split_response(document: object) -> list[dict]:
     """The orderInfo records of one saved jingdong.pop.order.search answer."""
     if isinstance(document, dict) and "error_response" in document:
-        raise ResponseShapeError(f"a JD error answer, not an order list: {document['error_response']!r}")
+        raise ResponseShapeError(f"a JD error answer, not an order list: {shown(document['error_response'])}")
     result = document.get(RESPONSE_ROOT) if isinstance(document, dict) else None
     result = result.get("searchorderinfo_result") if isinstance(result, dict) else None
     orders = result.get("orderInfoList", []) if isinstance(result, dict) else None
@@ -162,7 +163,7 @@ def _buyer(raw: dict) -> str | None:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    with reading_order(order_id):
+    with reading_order(order_id, raw):
         require_order_id(order_id, require_object(raw, "order").get("orderId"), "orderId", "is not an exact order id")
         status, channel_status = _status(raw)
         return build_order(

@@ -168,7 +168,7 @@ def _ship_to(address: dict) -> dict:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    with reading_order(order_id):
+    with reading_order(order_id, raw):
         if order_id is None and not isinstance(dig(raw, "orderBaseInfo"), dict):
             raise MalformedOrderError("orderBaseInfo: missing")
         require_order_id(order_id, dig(raw, "orderBaseInfo", "oid"), "orderBaseInfo.oid",

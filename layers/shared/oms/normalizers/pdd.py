@@ -159,7 +159,7 @@ def _time(raw: dict, key: str) -> str | None:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    with reading_order(order_id):
+    with reading_order(order_id, raw):
         require_order_id(order_id, require_object(raw, "order").get("order_sn"), "order_sn")
         status, channel_status = _status(raw)
         updated_at = _time(raw, "updated_at")

@@ -123,7 +123,7 @@ def _ship_to(raw: dict) -> dict:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    with reading_order(order_id):
+    with reading_order(order_id, raw):
         require_order_id(order_id, require_object(raw, "order").get("id"), "id")
         status, channel_status = _status(raw)
         financial = text(raw.get("financial_status"))

@@ -58,12 +58,14 @@ from oms.normalizers._fields import (
     as_dict,
     as_list,
     china_time,  # also read from here by the Taobao adapter: the `modified` its known-orders check compares
+    id_problem,
     id_text,
     money,
     order_id_text,
     quantity,
     reading_order,
     required_text,
+    shown,
     text,
 )
 from oms.normalizers._order_parts import (
@@ -143,7 +145,7 @@ def _missing_id_reason(raw: dict) -> str:
         found = raw.get(key)
         if found not in (None, ""):
             id_text(found, key)  # names a float id for what it is
-            return f"{key}: {found!r} is not an order id"
+            return f"{key}: {shown(found)} {id_problem(found) or 'is not an order id'}"
     return "tid_str: missing (and no tid)"
 
 
@@ -255,7 +257,7 @@ def _ship_to(trade: dict) -> dict:
 
 def normalize(raw: dict, shop_id: str) -> CanonicalOrder:
     order_id = order_id_of(raw)
-    with reading_order(order_id):
+    with reading_order(order_id, raw):
         require_object(raw, "trade")
         if order_id is None:
             raise MalformedOrderError(_missing_id_reason(raw))
