@@ -335,25 +335,17 @@ def test_an_inventory_load_is_refused_with_row_reasons_and_no_write_or_loaded_wh
     assert {"LoadRejected", "LoadCompleted"} <= set(outcomes)  # the fuzzing reached both outcomes
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="inventory_load._whole_number calls int() on a digit string of any length: past 4300 "
-                          "digits Python raises ValueError, which escapes instead of a row error")
-def test_known_defect_a_number_of_thousands_of_digits_is_a_row_error():
+def test_regression_a_number_of_thousands_of_digits_is_a_row_error():
     outcome = parse_inventory_csv("stock.csv", b"warehouse_id,sku,on_hand\nWH-A,SKU-1," + b"9" * 5000 + b"\n")
     assert [str(error) for error in outcome.errors][0].startswith("stock.csv:2: on_hand")
 
 
-@pytest.mark.xfail(strict=True, reason="inventory_load accepts any count of digits: DynamoDB numbers hold 38 "
-                                       "significant digits, so the write fails after earlier files were written")
-def test_known_defect_a_number_beyond_what_the_store_holds_is_a_row_error():
+def test_regression_a_number_beyond_what_the_store_holds_is_a_row_error():
     outcome = parse_inventory_csv("stock.csv", b"warehouse_id,sku,on_hand\nWH-A,SKU-1," + b"9" * 40 + b"\n")
     assert isinstance(outcome, RejectedFile)
 
 
-@pytest.mark.xfail(strict=True, reason="inventory_load accepts a key of any length: a warehouse id of 3000 "
-                                       "characters passes the check, then its write fails (DynamoDB keys: 2048 "
-                                       "bytes) after the files before it were written")
-def test_known_defect_a_key_too_long_to_store_is_a_row_error_and_nothing_is_written(cloud):
+def test_regression_a_key_too_long_to_store_is_a_row_error_and_nothing_is_written(cloud):
     from oms.adapters.inventory_table import InventoryTable
     from oms.adapters.sku_map_table import SkuMapTable
     from oms.adapters.warehouses_table import WarehousesTable
@@ -445,10 +437,7 @@ def test_a_rules_document_is_a_usable_rule_set_or_an_error_naming_rule_and_field
     assert evaluate(rules, order_facts).action in ("allow", "verify", "review", "block")
 
 
-@pytest.mark.xfail(strict=True, reason="domain.risk accepts a condition value of any magnitude: 1e1000000 parses, "
-                                       "then count_cap (and Condition.holds through Fraction) compute a "
-                                       "million-digit integer - seconds to hours per evaluation")
-def test_known_defect_a_rule_value_of_absurd_magnitude_is_refused():
+def test_regression_a_rule_value_of_absurd_magnitude_is_refused():
     document = {"rules": [{"id": "huge", "action": "verify",
                            "when": [{"fact": "buyer_orders", "op": ">", "value": "1e1000000"}]}]}
     with pytest.raises(ValueError, match=r"rules\.0\.when\.0\.value"):

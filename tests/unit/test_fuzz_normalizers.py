@@ -378,10 +378,7 @@ def test_a_page_of_good_and_broken_orders_stores_every_good_one_and_quarantines_
 # Defects outside the normalizers (ingest, adapters), kept as failing examples for their fix: strict xfail, so
 # a fix makes the run fail until its marker comes off.
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="ingest_window calls raw.get('known') on every record: a list element that is not an "
-                          "object fails the whole window instead of being quarantined")
-def test_known_defect_a_record_that_is_not_an_object_is_quarantined_and_the_rest_of_its_page_stored():
+def test_regression_a_record_that_is_not_an_object_is_quarantined_and_the_rest_of_its_page_stored():
     normalizer, records = records_of("jd")
     good = copy.deepcopy(records[0])
     orders, quarantine = StrictOrders(), StrictQuarantine()
@@ -401,10 +398,7 @@ def test_known_defect_a_platform_record_holding_a_known_key_is_not_dropped():
     assert len(orders.stored) + len(quarantine.rows) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeEncodeError,
-                   reason="quarantine_table (and orders_table._raw_fields) encode the raw payload with "
-                          "json.dumps(ensure_ascii=False).encode(): a lone surrogate anywhere in it raises")
-def test_known_defect_a_payload_with_a_lone_surrogate_can_be_quarantined():
+def test_regression_a_payload_with_a_lone_surrogate_can_be_quarantined():
     from oms.adapters.quarantine_table import quarantine_id
 
     assert quarantine_id("jd", SHOP, None, {"orderId": "\udc80"}).startswith("jd#")

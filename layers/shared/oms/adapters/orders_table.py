@@ -129,7 +129,7 @@ class OrdersTable:
             return SaveResult.STALE
 
     def _raw_fields(self, order: CanonicalOrder, raw: dict, stamp: int) -> dict:
-        packed = zlib.compress(json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode())
+        packed = zlib.compress(json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
         if len(packed) <= RAW_INLINE_LIMIT_BYTES:
             return {"raw_gz": packed}
         key = f"raw/{order.channel}/{order.shop_id}/{order.channel_order_id}/{stamp}.json.gz"

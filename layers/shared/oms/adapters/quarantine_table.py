@@ -25,7 +25,7 @@ REPLAYED = "replayed"
 def quarantine_id(channel: str, shop_id: str, channel_order_id: str | None, raw: dict) -> str:
     if channel_order_id:
         return f"{channel}#{shop_id}#{channel_order_id}"
-    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{channel}#{shop_id}#unknown#{digest}"
 
 
@@ -38,7 +38,7 @@ class QuarantineTable:
         self, *, channel: str, shop_id: str, channel_order_id: str | None, reason: str, raw: dict
     ) -> str:
         item_id = quarantine_id(channel, shop_id, channel_order_id, raw)
-        packed = zlib.compress(json.dumps(raw, ensure_ascii=False).encode())
+        packed = zlib.compress(json.dumps(raw, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         now = format_utc(datetime.now(timezone.utc))
         values = {
             ":channel": channel,

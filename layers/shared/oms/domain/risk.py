@@ -46,6 +46,10 @@ _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operato
             "!=": operator.ne}
 
 
+# Far beyond any count, rate or order total a rule may mean; keeps evaluation cheap (no huge integers).
+MAX_CONDITION_VALUE = Decimal(10) ** 12
+
+
 class Condition(BaseModel):
     """`fact op value`, e.g. buyer_orders > 15; `window_hours` only for windowed facts."""
 
@@ -56,6 +60,14 @@ class Condition(BaseModel):
     op: Literal[">", ">=", "<", "<=", "==", "!="]
     value: Decimal
     window_hours: int | None = Field(default=None, ge=1, le=24 * 90)
+
+    @field_validator("value")
+    @classmethod
+    def _bounded(cls, value: Decimal) -> Decimal:
+        # `adjusted()` (the exponent) first: comparing a 1e1000000 would overflow the decimal context.
+        if not value.is_finite() or value.adjusted() > 12 or value.copy_abs() > MAX_CONDITION_VALUE:
+            raise ValueError(f"must be a finite number within +-{MAX_CONDITION_VALUE:,}")
+        return value
 
     @model_validator(mode="after")
     def _window_only_where_it_means_something(self) -> Condition:

@@ -163,9 +163,11 @@ def ingest_window(
             counts.resumable, counts.resume_from = True, page.resume_from
         counts.pages += 1
         counts.fetched += len(page)
-        skipped = [raw for raw in page if raw.get("known") is True]
+        # Only an object can be a record the client marked known; anything else goes on to be judged
+        # (and quarantined) by the normalizer, never stops its page.
+        skipped = [raw for raw in page if isinstance(raw, dict) and raw.get("known") is True]
         counts.outcomes[SaveResult.DUPLICATE.value] += len(skipped)
-        pairs = [(raw, normalize(raw)) for raw in page if raw.get("known") is not True]
+        pairs = [(raw, normalize(raw)) for raw in page if not (isinstance(raw, dict) and raw.get("known") is True)]
         # Overlapping windows re-read stored orders: skip those already stored at this version or newer.
         readable = {o.order_key: version_stamp(o) for _, o in pairs if not isinstance(o, MalformedOrderError)}
         unanswered = {key: stamp for key, stamp in readable.items() if key not in answered}

@@ -48,6 +48,10 @@ KEY_SEPARATOR = "#"  # joins key parts in the tables (stock_id "WH#SKU", facts "
 REGION_SEPARATOR = ";"
 _REGION = re.compile(r"^(?P<country>[A-Z]{2})(?:/(?P<province>.*))?$")
 _WHOLE_NUMBER = re.compile(r"^[0-9]+$")
+# What DynamoDB stores: numbers of up to 38 significant digits, key attributes of up to 1024 bytes
+# (a sort key; the partition key allows 2048) - checked here, so no file is written before a bad row.
+MAX_NUMBER_DIGITS = 38
+MAX_IDENTIFIER_BYTES = 256
 
 
 # Records --------------------------------------------------------------------------------------
@@ -170,12 +174,16 @@ def _rows(text: str) -> Iterable[tuple[int, list[str]]]:
 def _identifier(column: str, value: str) -> str:
     if not value:
         raise _BadRow(f"{column} is empty")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES:
+        raise _BadRow(f"{column} is longer than {MAX_IDENTIFIER_BYTES} bytes")
     if KEY_SEPARATOR in value:
         raise _BadRow(f"{column} {value!r} contains {KEY_SEPARATOR!r}, which separates key parts")
     return value
 
 
 def _whole_number(column: str, value: str, minimum: int) -> int:
+    if len(value) > MAX_NUMBER_DIGITS:
+        raise _BadRow(f"{column} has more than {MAX_NUMBER_DIGITS} digits, got {value[:20]}...")
     if not _WHOLE_NUMBER.match(value) or int(value) < minimum:
         raise _BadRow(f"{column} must be a whole number >= {minimum}, got {value!r}")
     return int(value)
