@@ -407,8 +407,8 @@ def rule_documents(draw) -> str:
         rule = draw(st.sampled_from(["rules.0.when.0", "rules.1.when.0", "rules.0", "rules.1"]))
         target = document
         for part in rule.split("."):
-            target = target[int(part)] if isinstance(target, list) and len(target) > int(part) else \
-                target.get(part, {}) if isinstance(target, dict) and not part.isdigit() else {}
+            target = target[int(part)] if isinstance(target, list) and part.isdigit() and len(target) > int(part) \
+                else target.get(part, {}) if isinstance(target, dict) and not part.isdigit() else {}
         if isinstance(target, dict):
             target[draw(st.sampled_from(["value", "op", "fact", "window_hours", "id", "action", "label"]))] = \
                 draw(rule_values)

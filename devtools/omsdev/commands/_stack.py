@@ -21,6 +21,22 @@ def add_stack_arguments(parser) -> None:
     parser.add_argument("--stack-name", default="oms-local")
 
 
+def attached_stack(args, command: str) -> Stack | None:
+    """The running local cloud's stack, attached (never provisioned: a command that only reads or signs
+    creates nothing, and a missing resource is an error worth seeing); None after saying why."""
+    from omsdev.localcloud.provision import ProvisionError
+    from omsdev.localcloud.template import TemplateError
+
+    if not endpoint_is_up(args.endpoint):
+        print(f"no local cloud at {args.endpoint}; start it with `oms local up`", file=sys.stderr)
+        return None
+    try:
+        return Stack(Template.load(args.template), args.stack_name, args.endpoint).attach()
+    except (ProvisionError, TemplateError) as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return None
+
+
 def use_stack(args) -> bool:
     if not endpoint_is_up(args.endpoint):
         print(f"no local cloud at {args.endpoint}; start it with `oms local up`", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from omsdev.commands._stack import add_stack_arguments
+from omsdev.commands._stack import add_stack_arguments, attached_stack
 
 
 def register(subparsers) -> None:
@@ -31,9 +31,6 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from omsdev.audit import audit, read_expected
-    from omsdev.localcloud.cloud import endpoint_is_up
-    from omsdev.localcloud.provision import ProvisionError, Stack
-    from omsdev.localcloud.template import Template, TemplateError
 
     expected = None
     if args.expected:
@@ -42,14 +39,8 @@ def run(args) -> int:
         except (OSError, ValueError) as error:
             print(f"oms audit: --expected: {error}", file=sys.stderr)
             return 2
-    if not endpoint_is_up(args.endpoint):
-        print(f"no local cloud at {args.endpoint}; start it with `oms local up`", file=sys.stderr)
-        return 2
-    try:
-        # Attach, never provision: an audit creates nothing, and a missing table is an error worth seeing.
-        stack = Stack(Template.load(args.template), args.stack_name, args.endpoint).attach()
-    except (ProvisionError, TemplateError) as error:
-        print(f"oms audit: {error}", file=sys.stderr)
+    stack = attached_stack(args, "oms audit")
+    if stack is None:
         return 2
     kinds = [kind.strip() for kind in args.explained_by.split(",") if kind.strip()]
     report = audit(expected, stack=stack, explained_by=kinds, limit=args.limit)

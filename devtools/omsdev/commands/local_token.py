@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from omsdev.commands._stack import add_stack_arguments
-from omsdev.localcloud.cloud import endpoint_is_up
+from omsdev.commands._stack import add_stack_arguments, attached_stack
 from omsdev.localcloud.local_auth import LocalAuthError, issue_token
-from omsdev.localcloud.provision import ProvisionError, Stack
-from omsdev.localcloud.template import Template, TemplateError
 
 ROLES = ("reviewer", "risk_reviewer", "admin")
 # Cognito's own bounds for an ID token's validity.
@@ -35,13 +32,12 @@ def run_token(args) -> int:
     if not MIN_MINUTES <= args.minutes <= MAX_MINUTES:
         print(f"oms local token: --minutes must be {MIN_MINUTES} to {MAX_MINUTES}", file=sys.stderr)
         return 2
-    if not endpoint_is_up(args.endpoint):
-        print(f"no local cloud at {args.endpoint}; start it with `oms local up`", file=sys.stderr)
+    stack = attached_stack(args, "oms local token")
+    if stack is None:
         return 2
     try:
-        stack = Stack(Template.load(args.template), args.stack_name, args.endpoint).attach()
         token = issue_token(stack, args.role, username=args.username, minutes=args.minutes)
-    except (ProvisionError, TemplateError, LocalAuthError) as error:
+    except LocalAuthError as error:
         print(f"oms local token: {error}", file=sys.stderr)
         return 2
     print(token)
