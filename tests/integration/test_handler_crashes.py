@@ -10,27 +10,35 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from oms.adapters.kpi_counters_table import KpiCountersTable
 from oms.domain.kpis import merge
 from oms.settings import get_settings
 from omsdev.audit import audit
+from omsdev.localcloud.cloud import LocalCloud
 from omsdev.localcloud.lambda_runtime import CrashPlan
 
 from tests.integration.allocation_helpers import paid_order, store, stored_images
+from tests.integration.conftest import FAST_RETRIES
 from tests.integration.review_helpers import warehouses
 
 CONSUMERS = frozenset({"AllocationFunction", "RiskFunction", "KpiFunction"})
 
 
+@pytest.fixture
+def cloud():
+    """A cloud whose moto runs in its own process: in-process moto servers of one test process share
+    their state (an earlier test's WMS source secret would be found, and its simulator is gone)."""
+    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
+                       start_event_sources=False, server="process")
+    local.start()
+    yield local
+    local.stop()
+
+
 def test_crashes_after_writes_and_kills_mid_batch_change_nothing_in_the_end_state(cloud):
     # GIVEN 12 kettles in stock (2 at WH-EAST, 10 at WH-WEST) and the stream consumers crashing on a
     # third of their invocations, half after their writes, half after part of their batch
-    # (no WMS: the in-process moto servers of one test process share their secrets, so a WMS source
-    # registered by an earlier test would otherwise be found - and its simulator is gone)
-    secrets = cloud.stack.client("secretsmanager")
-    for listed in secrets.list_secrets()["SecretList"]:
-        if listed["Name"].endswith("/sources/wms"):
-            secrets.delete_secret(SecretId=listed["ARN"], ForceDeleteWithoutRecovery=True)
     warehouses()
     crashes = CrashPlan(rate=0.33, functions=CONSUMERS, seed=8)
     cloud.runtime.crashes = crashes
