@@ -4,6 +4,7 @@ what ended up reserved, refused and queued for review. (The catalogue: `omsdev.a
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -111,3 +112,14 @@ def drain_queue(cloud, logical_id: str) -> list[dict]:
         for message in messages:
             bodies.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def wait_for(predicate, seconds: float = 20.0):
+    """The predicate's first truthy value, asked every 0.2 s; AssertionError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")

@@ -21,7 +21,7 @@ from oms.settings import get_settings
 from omsdev.localcloud.cloud import LocalCloud
 from omsdev.localcloud.local_auth import issue_token
 
-from tests.integration.allocation_helpers import dynamodb, paid_order, store, stored_image, stream_record
+from tests.integration.allocation_helpers import dynamodb, paid_order, store, stored_image, stream_record, wait_for
 from tests.integration.conftest import FAST_RETRIES
 
 
@@ -60,16 +60,6 @@ def set_fields(cloud, key: str, **values: str) -> None:
         ExpressionAttributeNames=names, ExpressionAttributeValues={f":v{i}": {"S": v} for i, v in enumerate(values.values())})
 
 
-def wait_until(predicate, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("timed out")
-
-
 def test_order_changes_on_the_stream_become_the_six_kpis_counted_once(kpi_cloud):
     # GIVEN the KpiFunction wired to the Orders stream as the template says, on a channel of its own
     channel = "kuaishou"
@@ -96,7 +86,7 @@ def test_order_changes_on_the_stream_become_the_six_kpis_counted_once(kpi_cloud)
         return counts if counts.orders_shipped - before.orders_shipped == 1 and \
             counts.exceptions - before.exceptions == 2 and counts.allocation_needed - before.allocation_needed == 2 \
             else None
-    after = wait_until(counted)
+    after = wait_for(counted, seconds=30)
     assert after.orders_stored - before.orders_stored == 3
     assert after.orders_paid - before.orders_paid == 3
     latency = [a - b for a, b in zip(after.latency, before.latency, strict=True)]
@@ -146,9 +136,9 @@ def test_a_quarantined_order_counts_once_as_an_exception(kpi_cloud):
     for _ in range(2):
         sqs.send_message(QueueUrl=get_settings().review_queue_url, MessageBody=message.model_dump_json())
     # THEN it is one review item and one quarantined order (exception ratio's numerator and denominator)
-    wait_until(lambda: ReviewItemsTable(get_settings().review_items_table).open_summary(datetime.now(UTC))
-               ["by_source"].get("quarantine"))
-    wait_until(lambda: today_counts("pdd").orders_quarantined - before.orders_quarantined == 1)
+    wait_for(lambda: ReviewItemsTable(get_settings().review_items_table).open_summary(datetime.now(UTC))
+             ["by_source"].get("quarantine"), seconds=30)
+    wait_for(lambda: today_counts("pdd").orders_quarantined - before.orders_quarantined == 1, seconds=30)
     time.sleep(1.5)  # the second delivery has been taken in by now
     assert today_counts("pdd").orders_quarantined - before.orders_quarantined == 1
 

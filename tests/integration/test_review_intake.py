@@ -4,7 +4,6 @@ the template's SQS wiring on the local cloud; duplicates and stale redeliveries 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +12,7 @@ from oms.adapters.review_queue import SqsReviewQueue
 from oms.services.messages import ReviewMessage
 from oms.settings import get_settings
 
-from tests.integration.allocation_helpers import dynamodb
+from tests.integration.allocation_helpers import dynamodb, wait_for
 
 
 def message(order_key: str, source: str, reason: str, at: datetime) -> ReviewMessage:
@@ -25,16 +24,6 @@ def item(cloud, source: str, order_key: str) -> dict | None:
     found = dynamodb(cloud).get_item(TableName=get_settings().review_items_table, ConsistentRead=True,
                                      Key={"item_id": {"S": review_item_id(source, order_key)}}).get("Item")
     return None if found is None else {k: v.get("S", v.get("N")) for k, v in found.items()}
-
-
-def wait_for(predicate, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_each_engines_messages_become_one_item_per_order_and_engine_through_the_queue(cloud):
