@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from omsdev.localcloud.event_sources import EventSourceError
+from omsdev.localcloud.event_sources import EventSourceError, ScheduleSource
 from omsdev.localcloud.filters import FilterPatternError, compile_filters, matches_any
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -304,22 +304,46 @@ def test_stream_batches_of_a_shard_are_processed_one_at_a_time_in_order(cloud_fa
 
 # -- schedules and unsupported wiring ------------------------------------------------------------
 
-def test_schedules_fire_at_start_then_every_period_divided_by_speed(cloud_factory, handlers):
+def test_schedules_run_at_the_template_rate_divided_by_speed_with_their_input(cloud_factory, handlers):
     # GIVEN rate(1 minute) and rate(2 minutes) schedules, two disabled ones, at speed 60
-    started = time.monotonic()
     cloud = cloud_factory(SCHEDULE_TEMPLATE, speed=60)
-    # WHEN the schedules have run for a little over two seconds
-    wait_until(lambda: len(handlers.calls_of("TickFunction")) >= 3, timeout=5, what="three ticks")
+    # WHEN the schedules have run a few times
+    wait_until(lambda: len(handlers.calls_of("TickFunction")) >= 3, timeout=30, what="three ticks")
+    sources = list(cloud.sources)
     cloud.stop_wiring()
-    # THEN the 1-minute schedule fired at start and then every second, with its Input as the event
-    ticks = handlers.call_times("TickFunction")
-    assert ticks[0] - started < 1.0
-    assert 0.8 <= ticks[1] - ticks[0] <= 1.5 and 0.8 <= ticks[2] - ticks[1] <= 1.5
+    # THEN the enabled schedules run every 60 s / 60 and 120 s / 60, and the disabled ones have no source
+    periods = {source.function_id: source.period for source in sources}
+    assert periods == {"TickFunction": 1.0, "NoInputTickFunction": 2.0}
+    # AND each run got the schedule's Input as its event, {} where there is none
     assert all(event == {"source": "tick"} for event in handlers.calls_of("TickFunction"))
-    # AND the schedule without Input got {} at start, and neither disabled schedule fired
     assert handlers.calls_of("NoInputTickFunction")[0] == {}
-    assert len(handlers.calls_of("NoInputTickFunction")) <= 2
     assert handlers.calls_of("PausedTickFunction") == handlers.calls_of("LegacyTickFunction") == []
+
+
+def test_a_schedule_fires_at_start_then_every_period_and_does_not_burst_after_a_slow_run(cloud_factory, handlers):
+    # GIVEN a 1-second schedule on the real runtime, on a clock the test moves, whose second run takes 2.5 s
+    cloud = cloud_factory(SCHEDULE_TEMPLATE, speed=60, start_event_sources=False)
+    now, fired = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if len(fired) >= 4:
+            source.stop()
+
+    class TimedSchedule(ScheduleSource):
+        def invoke(self, event, request_id=None):
+            fired.append(now[0])
+            if len(fired) == 2:
+                now[0] += 2.5
+            return super().invoke(event, request_id)
+
+    source = TimedSchedule(cloud.runtime, "TickFunction", "Tick", 1.0, {"source": "tick"},
+                           clock=lambda: now[0], sleep=sleep)
+    # WHEN it runs until four runs have fired
+    source.run()
+    # THEN it fired at start and a period later; after the slow run it fired at once, then on the new beat
+    assert fired == [0.0, 1.0, 3.5, 4.5]
+    assert handlers.calls_of("TickFunction") == [{"source": "tick"}] * 4
 
 
 @pytest.mark.parametrize("event, message", [

@@ -19,6 +19,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,18 +80,26 @@ class EventSource(threading.Thread):
 
 
 class ScheduleSource(EventSource):
+    """Fires at start, then every `period` seconds; a late run is not made up with a burst.
+
+    `clock` and `sleep` are the thread's time (monotonic seconds, and a wait that ends early on stop):
+    tests replace them to check the timing without depending on the machine's load.
+    """
+
     kind = "schedule"
 
-    def __init__(self, runtime: LambdaRuntime, function_id: str, event_id: str, period: float, event: Any):
+    def __init__(self, runtime: LambdaRuntime, function_id: str, event_id: str, period: float, event: Any,
+                 *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] | None = None):
         super().__init__(runtime, function_id, event_id)
         self.period, self.event = period, event
+        self.clock, self.sleep = clock, sleep or self.stopping.wait
 
     def run(self) -> None:
-        next_run = time.monotonic()
+        next_run = self.clock()
         while not self.stopping.is_set():
             self.invoke(json.loads(json.dumps(self.event)))  # a fresh copy per run
-            next_run = max(next_run + self.period, time.monotonic())
-            self.stopping.wait(next_run - time.monotonic())
+            next_run = max(next_run + self.period, self.clock())
+            self.sleep(max(next_run - self.clock(), 0.0))
 
 
 def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
