@@ -23,6 +23,7 @@ from oms.adapters.channels.signing import top_sign
 from oms.domain.polling import PollWindow
 from oms.normalizers import taobao as normalizer
 from oms.normalizers._fields import CHINA_TIME
+from oms.ports import KnownRecord
 from omsdev.simulators.base import FaultPlan, ManualClock
 from omsdev.simulators.orderbook import OrderBook
 from omsdev.simulators.taobao import APP_BURST, TaobaoOrders, TaobaoSimulator
@@ -372,8 +373,9 @@ def test_client_skips_details_of_known_trades(seller, session, orders):
         return {ids[0], ids[1]}
 
     records = read_all(client_for(seller, "known", session), window, known=known)
-    marked = {normalizer.order_id_of(r) for r in records if r.get("known") is True}
+    marked = {normalizer.order_id_of(r) for r in records if isinstance(r, KnownRecord)}
     assert marked == {ids[0], ids[1]}
+    assert not any("known" in r for r in records)  # the mark is the type: the trade's own fields are untouched
     fullinfo_calls = seller.stats.total - len(seller.list_requests)
     assert fullinfo_calls == 3
     # the updated-at texts were converted from GMT+8 to ISO 8601 UTC

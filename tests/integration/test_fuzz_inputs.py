@@ -15,9 +15,8 @@ valid input does), never a crash, a server error or a half-done change.
 The reviewer API needs nothing here: tests/integration/test_review_api_properties.py runs schemathesis
 over every operation of the committed OpenAPI document, GET /kpis and its query included.
 
-Reproducible in CI: derandomized, no example database, no deadline. The `test_known_defect_*` tests are
-failing examples of defects found here in code outside the normalizers (strict xfail: once the defect
-is fixed they fail the run, and the marker comes off with the fix).
+Reproducible in CI: derandomized, no example database, no deadline. The `test_regression_*` tests are
+the defects found here (in code outside the normalizers), one example each.
 """
 
 from __future__ import annotations
@@ -363,10 +362,9 @@ def test_regression_a_key_too_long_to_store_is_a_row_error_and_nothing_is_writte
 
 # A refused order's payload ------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="quarantine_table keeps the raw payload inline (raw_gz) with no S3 spill: a "
-                                       "payload over 400 KB compressed cannot be quarantined (ValidationException), so "
-                                       "its window fails on every retry; orders_table spills to S3 above 64 KB")
-def test_known_defect_a_payload_too_large_for_a_row_can_be_quarantined(cloud):
+def test_regression_a_payload_too_large_for_a_row_can_be_quarantined(cloud):
+    # It was kept on the row: over 400 KB compressed, the write failed (ValidationException) and its window
+    # with it, on every retry. How it is kept instead: tests/integration/test_quarantine_payloads.py.
     import os
 
     from oms.adapters.quarantine_table import QuarantineTable

@@ -45,7 +45,7 @@ from oms.domain.order import (
 from oms.domain.polling import PollWindow
 from oms.normalizers import SUPPORTED, normalizer_for
 from oms.normalizers._order_parts import ResponseShapeError
-from oms.ports import SaveResult
+from oms.ports import KnownRecord, SaveResult
 from oms.services.ingest import QUARANTINED, IngestPorts, ingest_window
 
 from tests.unit.normalize_helpers import synthetic_document, synthetic_records
@@ -356,7 +356,6 @@ def test_a_page_of_good_and_broken_orders_stores_every_good_one_and_quarantines_
     page_records = st.one_of(st.sampled_from(records).map(copy.deepcopy), broken)
     pages = data.draw(st.lists(st.lists(page_records, min_size=1, max_size=6), min_size=1, max_size=3),
                       label="pages")
-    pages = [[raw for raw in page if "known" not in raw] for page in pages]  # see the known-marker defect below
     outcomes = [(raw, normalized_or_refused(normalizer, copy.deepcopy(raw))) for page in pages for raw in page]
     orders, quarantine = StrictOrders(), StrictQuarantine()
     # WHEN the ingest path reads the window
@@ -375,8 +374,7 @@ def test_a_page_of_good_and_broken_orders_stores_every_good_one_and_quarantines_
             assert orders.stored[order.order_key] >= version_stamp(order)
 
 
-# Defects outside the normalizers (ingest, adapters), kept as failing examples for their fix: strict xfail, so
-# a fix makes the run fail until its marker comes off.
+# Defects found outside the normalizers (ingest, adapters), one example each.
 
 def test_regression_a_record_that_is_not_an_object_is_quarantined_and_the_rest_of_its_page_stored():
     normalizer, records = records_of("jd")
@@ -387,15 +385,27 @@ def test_regression_a_record_that_is_not_an_object_is_quarantined_and_the_rest_o
     assert len(orders.stored) == 1 and len(quarantine.rows) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="ingest_window skips any record with a top-level \"known\": true as already "
-                                       "stored: a platform payload carrying that key is neither stored nor quarantined")
-def test_known_defect_a_platform_record_holding_a_known_key_is_not_dropped():
+def test_regression_a_platform_record_holding_a_known_key_is_not_dropped():
+    # ingest took any record with a top-level "known": true for the client's "already stored" marker
     normalizer, records = records_of("shopify")
     raw = {**copy.deepcopy(records[0]), "known": True}  # the platform's data, not the adapter's marker
     orders, quarantine = StrictOrders(), StrictQuarantine()
     ingest_window(PagesClient("shopify", [[raw]]), SHOP, WINDOW,
                   IngestPorts(orders=orders, quarantine=quarantine, normalizer=normalizer))
     assert len(orders.stored) + len(quarantine.rows) == 1
+
+
+def test_a_record_the_client_yields_as_known_is_counted_a_duplicate_without_being_read():
+    # GIVEN the client's out-of-band marker around a record it did not fetch in full (it would not normalize)
+    normalizer, records = records_of("shopify")
+    good = copy.deepcopy(records[0])
+    orders, quarantine = StrictOrders(), StrictQuarantine()
+    # WHEN ingested beside a good record
+    counts = ingest_window(PagesClient("shopify", [[KnownRecord({"id": "already-stored"}), good]]), SHOP, WINDOW,
+                           IngestPorts(orders=orders, quarantine=quarantine, normalizer=normalizer))
+    # THEN the marked one is a duplicate, neither stored nor quarantined; the good one is stored
+    assert counts.outcomes[SaveResult.DUPLICATE.value] == 1 and not quarantine.rows
+    assert len(orders.stored) == 1
 
 
 def test_regression_a_payload_with_a_lone_surrogate_can_be_quarantined():

@@ -42,6 +42,15 @@ class InvocationDeadlineError(ChannelError):
 KnownVersions = Callable[[list[tuple[str | None, str | None]]], set[str]]
 
 
+class KnownRecord(dict):
+    """A record the client did not fetch in full because `known` answered it is already stored at
+    this version (e.g. Amazon's order without its items): ingest counts it a duplicate unread.
+
+    The mark is the type, never a key in the record: a platform payload may carry any field
+    (a top-level `known` included) and is still just data for the normalizer to judge.
+    """
+
+
 class ResumablePage(list):
     """A page of raw records from a client that pages by token: `resume_from` is the token that
     lists this page again (None: the window's first page). A poll cut short while storing it
@@ -71,7 +80,8 @@ class ChannelClient(Protocol):
     def fetch_window(self, window: PollWindow, known: KnownVersions | None = None) -> Iterator[list[dict]]:
         """Every page of raw order records updated inside the window; raises ChannelError.
 
-        Records the client marks `"known": True` were skipped as already stored (see `known`).
+        Records the client yields as `KnownRecord`s were skipped as already stored (see `known`);
+        every other record, whatever its fields, is the platform's data.
         A client that yields `ResumablePage`s also takes `start_token=` (a page's `resume_from`)
         to go on from that page.
         """

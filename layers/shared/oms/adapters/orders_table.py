@@ -6,24 +6,21 @@
   with the condition `updated_at_ms < :new`, so an older version can never overwrite a newer one,
   and fields written downstream (allocation, risk) survive. The change flows on through the stream.
 - The raw platform payload is kept for audit and re-normalisation: zlib-compressed on the item, or
-  in S3 when even compressed it would crowd DynamoDB's 400 KB item limit.
+  in S3 when even compressed it would crowd DynamoDB's 400 KB item limit (oms.adapters.raw_payloads).
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-import zlib
 
 from botocore.exceptions import ClientError
 
 from oms.adapters import aws
 from oms.adapters.dynamo_codec import from_item, to_item, to_value
+from oms.adapters.raw_payloads import raw_fields, read_raw
 from oms.domain.order import CanonicalOrder, version_stamp
 from oms.ports import SaveResult
-
-RAW_INLINE_LIMIT_BYTES = 64 * 1024
 
 # Fields the channel owns; everything else on the item belongs to later stages.
 _CHANNEL_FIELDS = (
@@ -129,12 +126,8 @@ class OrdersTable:
             return SaveResult.STALE
 
     def _raw_fields(self, order: CanonicalOrder, raw: dict, stamp: int) -> dict:
-        packed = zlib.compress(json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
-        if len(packed) <= RAW_INLINE_LIMIT_BYTES:
-            return {"raw_gz": packed}
         key = f"raw/{order.channel}/{order.shop_id}/{order.channel_order_id}/{stamp}.json.gz"
-        aws.client("s3").put_object(Bucket=self._bucket, Key=key, Body=packed, ContentEncoding="deflate")
-        return {"raw_s3_key": key}
+        return raw_fields(raw, bucket=self._bucket, key=key)
 
     def stored_versions(self, order_keys: list[str]) -> dict[str, int]:
         """updated_at_ms of those keys already stored: one BatchGetItem per 100 keys.
@@ -166,9 +159,4 @@ class OrdersTable:
 
     def raw_payload(self, stored: dict) -> dict:
         """The platform payload stored with an order, from the item or from S3."""
-        if "raw_gz" in stored:
-            packed = bytes(stored["raw_gz"])
-        else:
-            body = aws.client("s3").get_object(Bucket=self._bucket, Key=stored["raw_s3_key"])["Body"]
-            packed = body.read()
-        return json.loads(zlib.decompress(packed))
+        return read_raw(stored, bucket=self._bucket)

@@ -5,18 +5,25 @@ overlapping window, or a later version that is still broken, bumps `seen_count` 
 latest payload and reason instead of adding a row; a broken sighting re-opens a replayed row.
 Only a payload without a readable order id is keyed by a digest of its content. Listing uses the
 `by-state` index, never a scan.
+
+The refused payload is kept the way the Orders table keeps one (oms.adapters.raw_payloads): on the
+row when small, else in the raw payload bucket under `quarantine/` at a key derived from the row's
+id, so a retried window overwrites its own object. (A row holds at most 400 KB: a larger payload kept
+inline failed its window on every retry.) The row names the object's bucket and key, so
+`raw_payload(row)` needs nothing else to read it back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from datetime import datetime, timezone
 
 from oms.adapters import aws
 from oms.adapters.dynamo_codec import from_item, to_value
+from oms.adapters.raw_payloads import raw_fields, read_raw
 from oms.domain.order import format_utc
+from oms.settings import get_settings
 
 OPEN = "open"
 REPLAYED = "replayed"
@@ -29,31 +36,46 @@ def quarantine_id(channel: str, shop_id: str, channel_order_id: str | None, raw:
     return f"{channel}#{shop_id}#unknown#{digest}"
 
 
+def spill_key(channel: str, item_id: str) -> str:
+    """The S3 key of a quarantined payload too large for its row: one per row, whatever its id holds
+    (an order id may be long or hold any character; a digest is neither)."""
+    return f"quarantine/{channel}/{hashlib.sha256(item_id.encode('utf-8', 'surrogatepass')).hexdigest()}.json.gz"
+
+
 class QuarantineTable:
-    def __init__(self, table_name: str):
+    def __init__(self, table_name: str, bucket_name: str | None = None):
         self._table = table_name
+        # None: the deployment's raw payload bucket, from the settings when a payload first needs it
+        self._bucket_name = bucket_name
         self._dynamodb = aws.client("dynamodb")
 
     def quarantine(
         self, *, channel: str, shop_id: str, channel_order_id: str | None, reason: str, raw: dict
     ) -> str:
         item_id = quarantine_id(channel, shop_id, channel_order_id, raw)
-        packed = zlib.compress(json.dumps(raw, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        bucket = self._bucket_name or get_settings().raw_payload_bucket
+        kept = raw_fields(raw, bucket=bucket, key=spill_key(channel, item_id))
         now = format_utc(datetime.now(timezone.utc))
         values = {
             ":channel": channel,
             ":shop": shop_id,
             ":reason": reason,
-            ":raw": packed,
             ":state": OPEN,
             ":now": now,
             ":one": 1,
         }
         names = {"#state": "state"}
+        # The latest payload replaces the one before, wherever either is kept.
+        if "raw_gz" in kept:
+            values[":raw"] = kept["raw_gz"]
+            raw_set, raw_remove = "raw_gz = :raw", "raw_s3_bucket, raw_s3_key"
+        else:
+            values[":raw_bucket"], values[":raw_key"] = bucket, kept["raw_s3_key"]
+            raw_set, raw_remove = "raw_s3_bucket = :raw_bucket, raw_s3_key = :raw_key", "raw_gz"
         expression = (
-            "SET channel = :channel, shop_id = :shop, reason = :reason, raw_gz = :raw, "
+            f"SET channel = :channel, shop_id = :shop, reason = :reason, {raw_set}, "
             "#state = :state, quarantined_at = if_not_exists(quarantined_at, :now), "
-            "last_seen_at = :now ADD seen_count :one"
+            f"last_seen_at = :now REMOVE {raw_remove} ADD seen_count :one"
         )
         if channel_order_id is not None:
             values[":order_id"] = channel_order_id
@@ -92,7 +114,8 @@ class QuarantineTable:
 
     @staticmethod
     def raw_payload(item: dict) -> dict:
-        return json.loads(zlib.decompress(bytes(item["raw_gz"])))
+        """The refused payload, from the row or from the S3 object the row names."""
+        return read_raw(item, bucket=item.get("raw_s3_bucket"))
 
     def mark_replayed(self, item_id: str, outcome: str) -> None:
         self._dynamodb.update_item(

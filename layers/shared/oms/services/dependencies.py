@@ -54,7 +54,7 @@ def _ingest_ports(settings: Settings, channel: str) -> IngestPorts:
 
     return IngestPorts(
         orders=OrdersTable(settings.orders_table, settings.raw_payload_bucket),
-        quarantine=QuarantineTable(settings.quarantine_table),
+        quarantine=QuarantineTable(settings.quarantine_table, settings.raw_payload_bucket),
         normalizer=normalizer_for(channel),
         review=SqsReviewQueue(settings.review_queue_url),
     )

@@ -40,6 +40,7 @@ from oms.ports import (
     Clock,
     CursorRepository,
     InvocationDeadlineError,
+    KnownRecord,
     OrderRepository,
     QuarantineRepository,
     ResumablePage,
@@ -163,11 +164,12 @@ def ingest_window(
             counts.resumable, counts.resume_from = True, page.resume_from
         counts.pages += 1
         counts.fetched += len(page)
-        # Only an object can be a record the client marked known; anything else goes on to be judged
-        # (and quarantined) by the normalizer, never stops its page.
-        skipped = [raw for raw in page if isinstance(raw, dict) and raw.get("known") is True]
+        # Only the client's own marker type means "already stored"; anything else, a platform record
+        # with a `known` field or one that is not even an object, is judged (and maybe quarantined)
+        # by the normalizer, never dropped and never stopping its page.
+        skipped = [raw for raw in page if isinstance(raw, KnownRecord)]
         counts.outcomes[SaveResult.DUPLICATE.value] += len(skipped)
-        pairs = [(raw, normalize(raw)) for raw in page if not (isinstance(raw, dict) and raw.get("known") is True)]
+        pairs = [(raw, normalize(raw)) for raw in page if not isinstance(raw, KnownRecord)]
         # Overlapping windows re-read stored orders: skip those already stored at this version or newer.
         readable = {o.order_key: version_stamp(o) for _, o in pairs if not isinstance(o, MalformedOrderError)}
         unanswered = {key: stamp for key, stamp in readable.items() if key not in answered}

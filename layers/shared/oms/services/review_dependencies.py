@@ -42,7 +42,7 @@ def review_ports(settings: Settings, *, clock=None, allocation=None, verificatio
         allocation=allocation or allocation_ports,
         risk=RiskDecisionsTable(settings.orders_table),
         verification=verification or sms_verification,
-        quarantine=QuarantineTable(settings.quarantine_table),
+        quarantine=QuarantineTable(settings.quarantine_table, settings.raw_payload_bucket),
         clock=clock,
         claim_for=timedelta(minutes=settings.review_claim_minutes),
     )

@@ -71,7 +71,7 @@ from oms.domain.order import MalformedOrderError
 from oms.domain.polling import ChannelWindowRules, PollWindow
 from oms.normalizers._fields import US_PACIFIC, local_time
 from oms.normalizers.aliexpress import DETAIL_ROOT, LIST_ROOT, list_orders
-from oms.ports import ChannelAuthError, KnownVersions
+from oms.ports import ChannelAuthError, KnownRecord, KnownVersions
 
 SYNC_URL = "https://api-sg.aliexpress.com/sync"
 REST_URL = "https://api-sg.aliexpress.com/rest"
@@ -185,7 +185,7 @@ class AliexpressClient:
     # Orders ------------------------------------------------------------------------------------
 
     def fetch_window(self, window: PollWindow, known: KnownVersions | None = None) -> Iterator[list[dict]]:
-        """Pages of `{"order", "detail"}`; orders `known` at their gmt_update come as `{"order", "known": True}`."""
+        """Pages of `{"order", "detail"}`; orders `known` at their gmt_update come as `KnownRecord({"order"})`."""
         for piece in _slices(window, MAX_SPAN):
             yield from self._fetch_slice(piece, known)
 
@@ -220,7 +220,7 @@ class AliexpressClient:
         records = []
         for order, (order_id, _updated) in zip(orders, pairs):
             if order_id is not None and order_id in stored:
-                records.append({"order": order, "known": True})
+                records.append(KnownRecord(order=order))
             else:
                 records.append({"order": order, "detail": self._detail(order_id)})
         return records

@@ -27,7 +27,7 @@ from oms.adapters.channels import limiters
 from oms.adapters.channels.http import ChannelHttp
 from oms.domain.order import format_utc
 from oms.domain.polling import ChannelWindowRules, PollWindow
-from oms.ports import ChannelAuthError, KnownVersions, ResumablePage
+from oms.ports import ChannelAuthError, KnownRecord, KnownVersions, ResumablePage
 
 LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 GET_ORDERS_RATE, GET_ORDERS_BURST = 0.0167, 20
@@ -81,7 +81,7 @@ class AmazonClient:
         """Pages of `{"order", "items"}`; orders `known` at their LastUpdateDate come without items.
 
         getOrderItems is the scarce call (0.5/s): an overlap re-read must not spend it on orders
-        already stored at this version. Those records carry `"known": True` and no items. Each page
+        already stored at this version. Those come as `KnownRecord({"order"})`, without items. Each page
         is a `ResumablePage` naming the NextToken that lists its getOrders page again, so a poll
         its deadline cuts goes on from there (`start_token`) rather than listing the window again.
         """
@@ -105,7 +105,7 @@ class AmazonClient:
             for start in range(0, len(orders), ITEMS_CHUNK):
                 chunk = orders[start : start + ITEMS_CHUNK]
                 yield ResumablePage([
-                    {"order": order, "known": True}
+                    KnownRecord(order=order)
                     if order.get("AmazonOrderId") in stored
                     else {"order": order, "items": self._order_items(order.get("AmazonOrderId"))}
                     for order in chunk

@@ -23,7 +23,7 @@ Facts it relies on (source in brackets; CHANNELS.md section 1 holds the leads):
 - Detail: `taobao.trade.fullinfo.get` (`tid`, `fields`) ->
   `trade_fullinfo_get_response.trade` [bububa/opentaobao api/tbtrade]; skipped for trades
   `known` at their `modified` (GMT+8 text converted to ISO 8601 UTC first): those are yielded as
-  `{...list trade..., "known": True}`. The details of one chunk are fetched side by side.
+  `KnownRecord(list trade)`. The details of one chunk are fetched side by side.
 - Errors come with HTTP 200 as `{"error_response": {code, msg, sub_code, sub_msg, request_id}}`
   [model/response.go]. Codes [TOP error table, e.g. com.taobao.api ErrorCode enum]: 7 App Call
   Limited, 8 App Call Exceeds Limited Frequency (and 4/5/6 user/session/partner call limited),
@@ -80,7 +80,7 @@ from oms.adapters.channels.tokens import tokens_rotated
 from oms.domain.order import MalformedOrderError
 from oms.domain.polling import ChannelWindowRules, PollWindow
 from oms.normalizers.taobao import china_time, order_id_of
-from oms.ports import ChannelAuthError, KnownVersions
+from oms.ports import ChannelAuthError, KnownRecord, KnownVersions
 
 ROUTER_URL = "https://eco.taobao.com/router/rest"
 LIST_METHOD = "taobao.trades.sold.increment.get"
@@ -254,7 +254,7 @@ class TaobaoClient:
         if tid is None:
             return trade  # the normalizer quarantines it with its reason
         if tid in stored:
-            return {**trade, "known": True}
+            return KnownRecord(trade)
         return self._full_trade(tid)
 
     def _full_trade(self, tid: str) -> dict:
