@@ -8,29 +8,88 @@ this version therefore first checks every item's condition against the current i
 fails, writes nothing and answers with the cancellation reasons DynamoDB gives (per item, in order).
 Only then are the writes applied. A write that still fails (an update expression moto rejects) puts
 back the items already written and re-raises, as before.
+
+It also honours `ClientRequestToken` as DynamoDB does, which moto ignores: botocore fills one in and
+sends it again when it retries, so a transaction whose answer was lost after it landed is answered as
+done for 10 minutes instead of being applied again (or cancelled by its own writes); the same token
+with a different request is an IdempotentParameterMismatchException.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import threading
+import time
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
+    ERROR_TYPE_PREFIX,
+    DynamodbException,
     MultipleTransactionsException,
     TooManyTransactionsException,
     TransactionCanceledException,
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 
 _OPERATIONS = ("ConditionCheck", "Put", "Delete", "Update")
+TOKEN_SECONDS = 600  # DynamoDB's idempotency window for ClientRequestToken
+
+
+class IdempotentParameterMismatchException(DynamodbException):
+    def __init__(self) -> None:
+        super().__init__(ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+                         "The request uses the same client token as a previous, but non-identical request.")
+
+
+class _CompletedTransactions:
+    """Client tokens of the transactions that succeeded, with a digest of their request, for 10 minutes."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def digest_of(self, token: str) -> str | None:
+        with self._lock:
+            now = time.monotonic()
+            self._seen = {key: entry for key, entry in self._seen.items() if entry[1] > now}
+            entry = self._seen.get(token)
+            return entry[0] if entry else None
+
+    def remember(self, token: str, digest: str) -> None:
+        with self._lock:
+            self._seen[token] = (digest, time.monotonic() + TOKEN_SECONDS)
+
+
+_completed = _CompletedTransactions()
+_moto_handler = DynamoHandler.transact_write_items
 
 
 def install() -> None:
     """Replace moto's TransactWriteItems in this process (idempotent)."""
     DynamoDBBackend.transact_write_items = _transact_write_items
+    DynamoHandler.transact_write_items = _transact_write_items_once
+
+
+def _transact_write_items_once(self: DynamoHandler):
+    token = self.body.get("ClientRequestToken")
+    if token is None:
+        return _moto_handler(self)
+    digest = hashlib.sha256(json.dumps(self.body["TransactItems"], sort_keys=True).encode()).hexdigest()
+    key = f"{self.current_account}:{self.region}:{token}"
+    done = _completed.digest_of(key)
+    if done is not None:
+        if done != digest:
+            raise IdempotentParameterMismatchException()
+        return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+    result = _moto_handler(self)
+    _completed.remember(key, digest)
+    return result
 
 
 def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:

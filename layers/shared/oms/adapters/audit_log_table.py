@@ -30,8 +30,10 @@ class AuditLogTable:
                  "before": before, "after": after, "at": format_utc(at)}
         item = {**to_item({k: v for k, v in entry.items() if k not in ("before", "after")}),
                 "before": document_value(before), "after": document_value(after)}
-        self._dynamodb.put_item(TableName=self.name, Item=item,
-                                ConditionExpression="attribute_not_exists(item_id)")
+        # The entry's key is new to this call (time and a random part): a failed condition can only be
+        # botocore's retry meeting this very write, whose answer was lost - it is recorded, once.
+        aws.conditional(self._dynamodb.put_item, TableName=self.name, Item=item,
+                        ConditionExpression="attribute_not_exists(item_id)")
         return entry
 
     def of_item(self, item_id: str, limit: int = 100) -> list[dict]:

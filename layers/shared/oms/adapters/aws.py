@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import lru_cache
 
 import boto3
@@ -35,3 +36,31 @@ def conditional(write, **request) -> dict | None:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return None
         raise
+
+
+def landed(write, token_attribute: str, token: str, **request) -> bool:
+    """A conditional write whose item carries `token` in `token_attribute`: True when it is done - now, or
+    by an earlier attempt of this same call whose answer was lost (botocore retried a write that had
+    landed, the retry met our own write: the failed condition finds our token). False when another
+    writer's change made the condition fail. Other errors raise."""
+    from botocore.exceptions import ClientError
+
+    try:
+        write(**request, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        return True
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return (error.response.get("Item") or {}).get(token_attribute) == {"S": token}
+
+
+def update_once(update_item, token_attribute: str, *, UpdateExpression: str, ConditionExpression: str,  # noqa: N803
+                ExpressionAttributeValues: dict, **request) -> bool:
+    """A conditional UpdateItem (its expression opening with SET) stamped with a token of this call, so
+    a retry of it does not apply twice and reads as done (see `landed`)."""
+    token = uuid.uuid4().hex
+    return landed(update_item, token_attribute, token,
+                  UpdateExpression=f"SET {token_attribute} = :call_token, " + UpdateExpression.removeprefix("SET "),
+                  ConditionExpression=f"({ConditionExpression}) AND (attribute_not_exists({token_attribute}) "
+                                      f"OR {token_attribute} <> :call_token)",
+                  ExpressionAttributeValues={**ExpressionAttributeValues, ":call_token": {"S": token}}, **request)

@@ -9,6 +9,9 @@ lists the open items oldest first; reason, channel and age narrow that Query.
 Intake is idempotent and ordered by the message's own time (`at`): a message creates its item, or
 refreshes an open one, or reopens a resolved one only if it is newer than the resolution (SQS may
 redeliver an old message after a reviewer resolved the item; that must not reopen it).
+Intake's writes and the resolution carry a token of their call (`write_token`): when a write's answer
+is lost after the write and botocore's retry meets our own write, the retry does not apply again (no
+second occurrence) and its failed condition is read as done.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import json
+import uuid
 from datetime import datetime
 
 from oms.adapters import aws
@@ -26,6 +30,7 @@ from oms.domain.review import stamp
 from oms.services.messages import ReviewMessage
 
 STATUS_INDEX = "by_status"
+TOKEN = "write_token"
 
 
 def review_item_id(source: str, order_key: str) -> str:
@@ -60,14 +65,14 @@ class ReviewItemsTable:
         return "stale"
 
     def _put_new(self, item: dict) -> bool:
-        return aws.conditional(self._dynamodb.put_item, TableName=self.name, Item=item,
-                               ConditionExpression="attribute_not_exists(item_id)") is not None
+        token = uuid.uuid4().hex
+        return aws.landed(self._dynamodb.put_item, TOKEN, token, TableName=self.name,
+                          Item={**item, TOKEN: {"S": token}}, ConditionExpression="attribute_not_exists(item_id)")
 
     def _update(self, item_id: str, expression: str, condition: str, values: dict) -> bool:
-        return aws.conditional(self._dynamodb.update_item, TableName=self.name, Key={"item_id": {"S": item_id}},
+        return aws.update_once(self._dynamodb.update_item, TOKEN, TableName=self.name, Key={"item_id": {"S": item_id}},
                                UpdateExpression=expression, ConditionExpression=condition,
-                               ExpressionAttributeNames={"#status": "status"},
-                               ExpressionAttributeValues=values) is not None
+                               ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues=values)
 
     # Reviewers ----------------------------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 Each is one conditional UpdateItem on the order, so concurrent or repeated deliveries settle on one
 outcome: the decision is written only if the order has none; a verification outcome only moves an
 order that is still `verifying`; `ready_to_ship` only when the order is allocated AND cleared.
+Each carries a token of its call (`risk_write_token`): when its answer is lost after the write and
+botocore's retry meets our own write, the retry does not apply again and its failed condition is read
+as done, not as another writer's (a first decision would otherwise be reported `already_decided`, a
+reviewer's release of a hold refused).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from datetime import datetime
 from oms.adapters import aws
 from oms.adapters.dynamo_codec import to_value
 from oms.domain.order import format_utc
+
+TOKEN = "risk_write_token"  # not the OrdersTable's own `write_token`: a risk write must not replace it
 
 
 class RiskDecisionsTable:
@@ -52,6 +58,6 @@ class RiskDecisionsTable:
                              ":allocated": {"S": "allocated"}, ":cleared": {"S": "cleared"}})
 
     def _update(self, order_key: str, expression: str, condition: str, values: dict) -> bool:
-        return aws.conditional(self._dynamodb.update_item, TableName=self._orders, Key={"order_key": {"S": order_key}},
-                               UpdateExpression=expression, ConditionExpression=condition,
-                               ExpressionAttributeValues=values) is not None
+        return aws.update_once(self._dynamodb.update_item, TOKEN, TableName=self._orders,
+                               Key={"order_key": {"S": order_key}}, UpdateExpression=expression,
+                               ConditionExpression=condition, ExpressionAttributeValues=values)

@@ -8,18 +8,25 @@ index `open_by_expiry` lists the open ones by expiry, so the expiry sweep never 
 
 Every change is a conditional UpdateItem on the state (and the attempt count), so two concurrent
 code submissions can never use more than the allowed attempts or both settle the verification.
+Each write carries a token of its call (`write_token`; a submission's goes into `attempt_tokens`):
+when its answer is lost after the write and botocore's retry meets our own write, the retry does not
+apply again, and its failed condition is read as done, not as another caller's change.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from botocore.exceptions import ClientError
 
 from oms.adapters import aws
 from oms.domain.order import format_utc
 
 OPEN_INDEX = "open_by_expiry"
 PURGE_AFTER = timedelta(days=30)
+TOKEN = "write_token"
 
 
 @dataclass(frozen=True)
@@ -54,17 +61,18 @@ class VerificationsTable:
             "code_hash": {"S": code_hash}, "attempts": {"N": "0"}, "max_attempts": {"N": str(max_attempts)},
             "expires_at": {"N": str(int(expires_at.timestamp()))}, "open": {"S": "open"}, "route": {"S": route},
             "phone_masked": {"S": phone_masked}, "sends": {"N": "0"}, "created_at": {"S": format_utc(now)},
-            "purge_at": {"N": str(int((expires_at + PURGE_AFTER).timestamp()))},
+            "purge_at": {"N": str(int((expires_at + PURGE_AFTER).timestamp()))}, TOKEN: {"S": uuid.uuid4().hex},
         }
-        return aws.conditional(self._dynamodb.put_item, TableName=self.name, Item=item,
-                               ConditionExpression="attribute_not_exists(verification_id)") is not None
+        return aws.landed(self._dynamodb.put_item, TOKEN, item[TOKEN]["S"], TableName=self.name, Item=item,
+                          ConditionExpression="attribute_not_exists(verification_id)")
 
     def rearm(self, verification_id: str, code_hash: str, expires_at: datetime) -> bool:
         """A new code for an open verification (resend; or a send a crash left unconfirmed): the old code
         stops working, attempts start again. False when it is no longer open."""
         return self._update(
             verification_id,
-            "SET code_hash = :hash, expires_at = :expires, attempts = :zero, #state = :sending, purge_at = :purge",
+            "SET code_hash = :hash, expires_at = :expires, attempts = :zero, #state = :sending, purge_at = :purge "
+            "REMOVE attempt_tokens",
             "#state IN (:sending, :sent)",
             {":hash": {"S": code_hash}, ":expires": {"N": str(int(expires_at.timestamp()))}, ":zero": {"N": "0"},
              ":sending": {"S": "sending"}, ":sent": {"S": "sent"},
@@ -76,7 +84,7 @@ class VerificationsTable:
         return self._update(
             verification_id,
             "SET code_hash = :hash, expires_at = :expires, attempts = :zero, max_attempts = :max, #state = :sending, "
-            "#open = :open, purge_at = :purge REMOVE closed_at",
+            "#open = :open, purge_at = :purge REMOVE closed_at, attempt_tokens",
             "attribute_exists(verification_id) AND #state <> :verified",
             {":hash": {"S": code_hash}, ":expires": {"N": str(int(expires_at.timestamp()))}, ":zero": {"N": "0"},
              ":max": {"N": str(max_attempts)}, ":sending": {"S": "sending"}, ":open": {"S": "open"},
@@ -90,17 +98,30 @@ class VerificationsTable:
                              ":one": {"N": "1"}})
 
     def use_attempt(self, verification_id: str, now: datetime) -> int | None:
-        """Count one code submission; the attempts used so far, or None when the verification is not
-        open, has expired, or has no attempt left (read it to tell which)."""
-        response = aws.conditional(
-            self._dynamodb.update_item, TableName=self.name, Key={"verification_id": {"S": verification_id}},
-            UpdateExpression="ADD attempts :one",
-            ConditionExpression="#state = :sent AND attempts < max_attempts AND expires_at > :now",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":sent": {"S": "sent"},
-                                       ":now": {"N": str(int(now.timestamp()))}},
-            ReturnValues="UPDATED_NEW")
-        return None if response is None else int(response["Attributes"]["attempts"]["N"])
+        """Count one code submission; the attempts used so far (this one's number), or None when the
+        verification is not open, has expired, or has no attempt left (read it to tell which).
+
+        The submission's token is appended to `attempt_tokens` (reset with the attempts): a retry whose
+        first attempt landed is not counted again, and the list tells that one's number - the attempts
+        now, less those appended after it."""
+        token = uuid.uuid4().hex
+        try:
+            response = self._dynamodb.update_item(
+                TableName=self.name, Key={"verification_id": {"S": verification_id}},
+                UpdateExpression="ADD attempts :one SET attempt_tokens = list_append(if_not_exists(attempt_tokens, "
+                                 ":none), :mine)",
+                ConditionExpression="#state = :sent AND attempts < max_attempts AND expires_at > :now "
+                                    "AND NOT contains(attempt_tokens, :token)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":sent": {"S": "sent"},
+                                           ":now": {"N": str(int(now.timestamp()))}, ":none": {"L": []},
+                                           ":mine": {"L": [{"S": token}]}, ":token": {"S": token}},
+                ReturnValues="UPDATED_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return _attempt_of(token, error.response.get("Item") or {})
+        return int(response["Attributes"]["attempts"]["N"])
 
     def close(self, verification_id: str, state: str, now: datetime) -> bool:
         """Settle an open verification (verified, failed, expired); False when it was settled already."""
@@ -120,11 +141,19 @@ class VerificationsTable:
 
     def _update(self, verification_id: str, expression: str, condition: str, values: dict, *,
                 names: dict | None = None) -> bool:
-        return aws.conditional(self._dynamodb.update_item, TableName=self.name,
+        return aws.update_once(self._dynamodb.update_item, TOKEN, TableName=self.name,
                                Key={"verification_id": {"S": verification_id}}, UpdateExpression=expression,
                                ConditionExpression=condition,
                                ExpressionAttributeNames={"#state": "state", **(names or {})},
-                               ExpressionAttributeValues=values) is not None
+                               ExpressionAttributeValues=values)
+
+
+def _attempt_of(token: str, item: dict) -> int | None:
+    """The number of the submission with `token` if the item (as the failed condition found it) counted it."""
+    tokens = [entry.get("S") for entry in item.get("attempt_tokens", {}).get("L", [])]
+    if token not in tokens:
+        return None
+    return int(item["attempts"]["N"]) - (len(tokens) - 1 - tokens.index(token))
 
 
 def _verification(item: dict) -> Verification:
