@@ -202,6 +202,25 @@ def test_the_project_template_loads_with_every_function_runnable():
         assert "ORDERS_TABLE" in spec.environment
 
 
+def test_each_local_stack_reads_its_secrets_under_its_own_name_unless_a_prefix_is_given():
+    from omsdev.localcloud.provision import Stack
+
+    # GIVEN the project template for two local stacks, and a third given its own prefix
+    first = Stack(Template.load(REPO / "infra" / "template.yaml"), "stack-a", "http://127.0.0.1:9")
+    second = Stack(Template.load(REPO / "infra" / "template.yaml"), "stack-b", "http://127.0.0.1:9")
+    given = Stack(Template.load(REPO / "infra" / "template.yaml", {"SecretsPrefix": "shared"}), "stack-c",
+                  "http://127.0.0.1:9")
+    # WHEN their functions' SECRETS_PREFIX is resolved
+    # THEN each stack has its own (one process's moto servers share their secrets), and a given prefix wins
+    prefixes = [stack.resolver.resolve({"Ref": "SecretsPrefix"}) for stack in (first, second, given)]
+    assert prefixes == ["stack-a", "stack-b", "shared"]
+    # AND every secret the functions may read is granted under that prefix, none under a fixed name
+    text = (REPO / "infra" / "template.yaml").read_text()
+    assert ":secret:oms/" not in text and text.count(":secret:${SecretsPrefix}/") >= 16
+    assert Template.load(REPO / "infra" / "template.yaml").function("ShopifyPollerFunction") \
+        .environment["SECRETS_PREFIX"] == {"Ref": "SecretsPrefix"}
+
+
 def test_two_functions_giving_one_variable_different_values_is_refused():
     # GIVEN two functions that disagree on LOG_LEVEL, and two that agree
     # WHEN their environments are merged for one process

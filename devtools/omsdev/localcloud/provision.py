@@ -148,6 +148,11 @@ class Stack:
 
     def __init__(self, template: Template, stack_name: str, endpoint: str, *, region: str = REGION):
         self.template, self.stack_name, self.endpoint, self.region = template, stack_name, endpoint, region
+        if "SecretsPrefix" in template.body.get("Parameters", {}):
+            # Each local stack's secrets under its own name unless told otherwise: moto servers started
+            # in one process share their backends, and with one fixed prefix (`oms`) a stack would read
+            # the shops and APIs another stack registered.
+            template.parameter_overrides.setdefault("SecretsPrefix", stack_name)
         self.client = aws_session(endpoint, region)
         self.resources: dict[str, Provisioned] = {}
         self._account_id: str | None = None
