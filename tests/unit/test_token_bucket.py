@@ -35,7 +35,19 @@ def test_a_refusal_pauses_for_the_retry_after_hint():
     limiter, time = bucket(2.0, 40)
     limiter.pause(3.0)
     limiter.acquire()
-    assert time.now >= 3.0
+    assert time.now == pytest.approx(3.0)
+
+
+def test_a_refusal_without_a_hint_at_amazons_rate_waits_one_restore_not_two():
+    # GIVEN Amazon's getOrders bucket (one request a minute) whose platform answered 429
+    limiter, time = bucket(0.0167, 18)
+    limiter.acquire()
+    limiter.pause(1 / limiter.rate)
+    # WHEN the next request is made THEN it goes one restore period later, then the one after that another
+    limiter.acquire()
+    assert time.now == pytest.approx(1 / 0.0167)
+    limiter.acquire()
+    assert time.now == pytest.approx(2 / 0.0167)
 
 
 def test_the_platform_reported_fill_level_replaces_our_guess():

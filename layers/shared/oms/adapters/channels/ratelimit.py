@@ -59,10 +59,11 @@ class TokenBucket:
         return wait
 
     def pause(self, seconds: float) -> None:
-        """The platform refused a request: allow nothing more for `seconds` (at least one token's time)."""
+        """The platform refused a request: the next one goes `seconds` from now, not sooner (and not
+        later: at Amazon's 1 request a minute, one token's time more is a lost minute)."""
         with self._lock:
             self._refill()
-            self._level = min(self._level, -max(seconds, 0.0) * self._rate)
+            self._level = min(self._level, 1.0 - max(seconds, 0.0) * self._rate)
 
     def set_rate(self, rate_per_second: float) -> None:
         if rate_per_second > 0:
