@@ -19,8 +19,10 @@ setup: $(BIN)/.installed
 run: setup ## the local cloud with a simulator per channel and a demo scenario
 	$(BIN)/oms local up --scenario demo --duration 75
 
-# Test files run side by side on every core (pytest-xdist), each file in one worker: its local clouds
-# and simulators are its own; the allocation concurrency test alone takes a few minutes. The SAM
+# Test files run side by side in four workers (pytest-xdist), each file in one worker: its local clouds
+# and simulators are its own. Four, not one per core: the tests spend about half their time waiting
+# (pollers, schedules, simulated faults), so four workers keep two cores busy; the files of minutes
+# start first (tests/conftest.py). The SAM
 # checks (their own venv, cfn-lint, sam validate --lint, sam build: mostly downloads) run meanwhile,
 # and so does the chromium install for the dashboard page test, which waits for the last line of
 # .chromium-install.log (tests/chromium.py); the target fails if any of the three fails, and the
@@ -30,7 +32,7 @@ test: setup ## every test, plus the SAM/cfn-lint contract checks
 	  echo "sam-checks exit $$?" >> .sam-checks.log ) & checks=$$!; \
 	( $(MAKE) --no-print-directory chromium > .chromium-install.log 2>&1; \
 	  echo "chromium-install exit $$?" >> .chromium-install.log ) & browser=$$!; \
-	$(BIN)/pytest -q -n auto --dist loadfile --durations=20; tests=$$?; \
+	$(BIN)/pytest -q -n 4 --dist loadfile --durations=20; tests=$$?; \
 	wait $$checks; cat .sam-checks.log; wait $$browser; \
 	grep -q "chromium-install exit 0" .chromium-install.log || { cat .chromium-install.log; exit 1; }; \
 	grep -q "sam-checks exit 0" .sam-checks.log && exit $$tests || exit 1

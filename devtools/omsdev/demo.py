@@ -72,6 +72,8 @@ class IngestTally:
 
     counts: dict = field(default_factory=lambda: defaultdict(Counter))
     failed_windows: Counter = field(default_factory=Counter)
+    states: dict = field(default_factory=lambda: defaultdict(Counter))  # channel -> polled, partial, failed ...
+    reasons: dict = field(default_factory=lambda: defaultdict(Counter))  # channel -> why polls failed or stopped short
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, function_id: str, event: dict, outcome) -> None:
@@ -79,6 +81,9 @@ class IngestTally:
             return
         with self._lock:
             for shop in outcome["shops"]:
+                self.states[shop["channel"]][shop["state"]] += 1
+                if shop.get("reason"):
+                    self.reasons[shop["channel"]][shop["reason"][:120]] += 1
                 if shop["state"] == "failed":
                     self.failed_windows[shop["channel"]] += 1
                 if shop.get("counts"):

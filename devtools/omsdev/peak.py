@@ -27,7 +27,7 @@ from oms.settings import get_settings
 
 from omsdev import allocation_demo, risk_demo
 from omsdev.audit import audit
-from omsdev.demo import reconcile, simulated_channels, start_shop
+from omsdev.demo import IngestTally, reconcile, simulated_channels, start_shop
 from omsdev.localcloud.cloud import LocalCloud
 from omsdev.localcloud.fault_proxy import FaultRule
 from omsdev.localcloud.lambda_runtime import CrashPlan
@@ -47,6 +47,7 @@ class PeakSettings:
     channel_fault_rate: float = 0.1
     aws_fault_rate: float = 0.1
     crash_rate: float = 0.1
+    malformed_share: float = 0.02  # of the orders generated: broken payloads the pipeline must quarantine
     drain_timeout: float = 600.0
     seed: int = 11
 
@@ -85,17 +86,23 @@ def _run(cloud: LocalCloud, settings: PeakSettings, started_parts: list, log) ->
     allocation_demo.load_master_data()
     allocation_demo.refresh_feeds(cloud)
     scenario = Scenario(orders_per_day=3000, peak_factor=50, duplicate_share=0.1, cancel_share=0.1,
-                        malformed_share=0.02, late_update_seconds=30, backdate=BACKDATE, fraud_ring=FraudRing(),
+                        malformed_share=settings.malformed_share, late_update_seconds=30, backdate=BACKDATE, fraud_ring=FraudRing(),
                         seed=settings.seed)
     runner = ScenarioRunner([shop.generator for shop in shops], scenario)
     backlog = set(runner.seed_backlog(settings.backlog))
     crashes = CrashPlan(rate=settings.crash_rate, functions=CONSUMERS, seed=settings.seed)
     cloud.runtime.crashes = crashes
+    polls = IngestTally()
+    cloud.runtime.listeners.append(polls)
     if cloud.faults is not None:
         kinds = ("throttle", "500", "drop", "drop_after")
         cloud.faults.set(FaultRule("dynamodb", "*", rate=settings.aws_fault_rate, kinds=kinds),
                          FaultRule("sqs", "*", rate=settings.aws_fault_rate, kinds=kinds),
-                         FaultRule("sns", "*", rate=settings.aws_fault_rate, kinds=("throttle", "500")))
+                         FaultRule("sns", "*", rate=settings.aws_fault_rate, kinds=("throttle", "500")),
+                         # reads only: the tooling's own CreateSecret calls (shops registering) are not the system
+                         FaultRule("secretsmanager", "GetSecretValue", rate=settings.aws_fault_rate,
+                                   kinds=("throttle", "500", "drop")),
+                         FaultRule("ssm", "GetParameter", rate=settings.aws_fault_rate, kinds=("throttle", "500", "drop")))
     log(f"peak: {len(shops)} channels at {scenario.orders_per_second:.2f} orders/s for {settings.duration:.0f} s, "
         f"{settings.backlog} backlog orders per shop; faults: channel {settings.channel_fault_rate:.0%}, "
         f"AWS {settings.aws_fault_rate:.0%}, handler crashes {settings.crash_rate:.0%}")
@@ -124,6 +131,8 @@ def _run(cloud: LocalCloud, settings: PeakSettings, started_parts: list, log) ->
         "faults": {"channels": _channel_faults(shops),
                    "aws": cloud.faults.report() if cloud.faults is not None else [],
                    "handlers": {f"{function}:{kind}": count for (function, kind), count in sorted(crashes.counts.items())}},
+        "polls": {channel: {**states, "stop_reasons": dict(polls.reasons[channel].most_common(3))}
+                  for channel, states in sorted(polls.states.items())},
         "bad_inputs": {"malformed_orders": len(runner.malformed_ids)},
         "drained_in_seconds": drained,
         "invariants": _invariants(report),
@@ -223,8 +232,11 @@ def summary_lines(result: dict) -> list[str]:
     return [
         f"orders: {orders['created']} created ({orders['backlog']} backlog), {orders['malformed_generated']} malformed, "
         f"{orders['cancelled']} cancelled late, {orders['re_touched']} re-touched, fraud ring {orders['fraud_ring']}",
-        "faults at the channels: " + ", ".join(f"{k} {v}" for k, v in sorted(channel_faults.items())),
+        f"faults at the channels: {sum(counts['calls'] for counts in result['faults']['channels'].values())} calls, "
+        + (", ".join(f"{k} {v}" for k, v in sorted(channel_faults.items())) or "none drawn"),
         "faults at AWS: " + ", ".join(f"{k} {v}" for k, v in sorted(aws_faults.items()) if v),
+        "shop polls: " + "; ".join(f"{channel} " + ", ".join(f"{k} {v}" for k, v in states.items() if k != "stop_reasons")
+                                   for channel, states in result["polls"].items()),
         "handler crashes: " + ", ".join(f"{k} {v}" for k, v in result["faults"]["handlers"].items()),
         f"duplicates {invariants['duplicates']}, oversold units {invariants['oversold_units']}, "
         f"lost orders {invariants['lost']} (stale {invariants['stale']}); audit "

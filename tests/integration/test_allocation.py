@@ -27,6 +27,8 @@ from tests.integration.allocation_helpers import (
     with_status,
 )
 
+pytestmark = pytest.mark.long_running  # minutes: scheduled first (tests/conftest.py)
+
 WAREHOUSES = ["WH-EAST", "WH-NORTH", "WH-SOUTH", "WH-WEST"]
 # 1,000 units over four warehouses: A 400, B 240, C 200, D 160.
 STOCK = {"A": 100, "B": 60, "C": 50, "D": 40}

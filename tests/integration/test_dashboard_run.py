@@ -23,6 +23,8 @@ from tests.chromium import chromium_or_fail
 from tests.component.test_dashboard_page import PageElements
 from tests.integration.conftest import FAST_RETRIES
 
+pytestmark = pytest.mark.long_running  # minutes: scheduled first (tests/conftest.py)
+
 ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard-run.png"
 RATES = ("auto_allocation_rate", "first_shipment_on_time_rate", "exception_order_ratio", "availability")
 

@@ -10,12 +10,15 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from oms.adapters.cursors_table import CursorsTable
 from oms.adapters.quarantine_table import QuarantineTable
 from oms.settings import get_settings
 from omsdev.demo import poller_function_id, reconcile, start_amazon_shop, start_shopify_shop
 from omsdev.simulators.base import FaultPlan
 from omsdev.simulators.scenario import Scenario, ScenarioRunner
+
+pytestmark = pytest.mark.long_running  # minutes: scheduled first (tests/conftest.py)
 
 BACKDATED = Scenario(backdate=timedelta(minutes=3), cancel_share=0.0, duplicate_share=0.0)
 

@@ -32,6 +32,8 @@ from tests.integration.risk_helpers import (
     risk_order,
 )
 
+pytestmark = pytest.mark.long_running  # minutes: scheduled first (tests/conftest.py)
+
 
 @pytest.fixture
 def api_cloud():

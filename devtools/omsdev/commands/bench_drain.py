@@ -158,24 +158,6 @@ def _set_cursor(channel: str, shop_id: str, through: datetime) -> None:
     cursors.release_lease(channel, shop_id, owner, updated_through=through)
 
 
-class PollStates:
-    """Counts the poller's per-shop outcomes (polled, partial, failed ...) from the runtime's hook."""
-
-    def __init__(self) -> None:
-        self.states: Counter = Counter()
-        self.reasons: Counter = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, function_id: str, event: dict, outcome) -> None:
-        if not isinstance(outcome, dict) or "shops" not in outcome:
-            return
-        with self._lock:
-            for shop in outcome["shops"]:
-                self.states[shop["state"]] += 1
-                if shop["state"] == "failed":
-                    self.reasons[(shop.get("reason") or "")[:120]] += 1
-
-
 def _stored(cloud: LocalCloud, key_prefix: str) -> dict[str, tuple[str | None, int]]:
     """order key -> (updated_at, stored_at_ms) of every item under the prefix (one paged scan)."""
     dynamodb = cloud.stack.client("dynamodb")
@@ -251,7 +233,7 @@ def _drain(cloud: LocalCloud, channel: str, expected: int, timeout: float, tally
     return started_wall, done
 
 
-def _report(args, shop, scale: float, started_wall: float, stored: dict, calls: Counter, states: PollStates) -> dict:
+def _report(args, shop, scale: float, started_wall: float, stored: dict, calls: Counter, tally: IngestTally) -> dict:
     pattern = call_patterns()[args.channel]
     allowed = allowed_rate(args.channel, scale)
     last_store = max((at for _, at in stored.values()), default=int(started_wall * 1000)) / 1000
@@ -277,8 +259,8 @@ def _report(args, shop, scale: float, started_wall: float, stored: dict, calls: 
         "efficiency_vs_ceiling_with_bursts": round(len(stored) / ceiling, 3),
         "calls_by_endpoint": by_endpoint,
         "platform_refusals": refusals,
-        "poll_outcomes": dict(states.states),
-        "failed_window_reasons": dict(states.reasons.most_common(5)),
+        "poll_outcomes": dict(tally.states[args.channel]),
+        "poll_stop_reasons": dict(tally.reasons[args.channel].most_common(5)),
         "aws_calls_per_order": round(sum(calls.values()) / max(len(stored), 1), 3),
         "aws_calls_by_operation": dict(calls.most_common()),
     }
@@ -295,13 +277,13 @@ def run(args) -> int:
         print(f"writing a backlog of {args.orders} orders ...", flush=True)
         backlog_start, _ = _write_backlog(shop, args.orders)
         _set_cursor(args.channel, shop.shop_id, backlog_start)
-        tally, states = IngestTally(), PollStates()
-        cloud.runtime.listeners.extend([tally, states])
+        tally = IngestTally()
+        cloud.runtime.listeners.append(tally)
         before = counter.snapshot()
         started_wall, done = _drain(cloud, args.channel, args.orders, args.timeout, tally)
         calls = counter.snapshot() - before
         stored = _stored(cloud, f"{args.channel}#{shop.shop_id}#")
-        report = {**_report(args, shop, scale, started_wall, stored, calls, states),
+        report = {**_report(args, shop, scale, started_wall, stored, calls, tally),
                   "reconciliation": reconcile_backlog(shop, stored), "drained_before_timeout": done}
     finally:
         shop.simulator.stop()

@@ -17,6 +17,7 @@ def register(commands) -> None:
     parser.add_argument("--channel-fault-rate", type=float, default=defaults.channel_fault_rate)
     parser.add_argument("--aws-fault-rate", type=float, default=defaults.aws_fault_rate)
     parser.add_argument("--crash-rate", type=float, default=defaults.crash_rate)
+    parser.add_argument("--malformed-share", type=float, default=defaults.malformed_share)
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--json", default=None, help="also write the report to this file")
@@ -25,12 +26,13 @@ def register(commands) -> None:
 
 def run(args) -> int:
     for name, value in (("--channel-fault-rate", args.channel_fault_rate), ("--aws-fault-rate", args.aws_fault_rate),
-                        ("--crash-rate", args.crash_rate)):
+                        ("--crash-rate", args.crash_rate), ("--malformed-share", args.malformed_share)):
         if not 0 <= value <= 1:
             print(f"oms bench peak: {name} must be between 0 and 1")
             return 2
     settings = PeakSettings(duration=args.duration, backlog=args.backlog, channel_fault_rate=args.channel_fault_rate,
                             aws_fault_rate=args.aws_fault_rate, crash_rate=args.crash_rate,
+                            malformed_share=args.malformed_share,
                             drain_timeout=args.drain_timeout, seed=args.seed)
     result = run_peak(settings, log=lambda line: print(line, flush=True))
     for line in summary_lines(result):
