@@ -59,8 +59,9 @@ class MemoryLedger:
     def __init__(self):
         self.on_hand: dict[tuple[str, str], int] = {}
 
-    def set_on_hand(self, warehouse_id, sku, on_hand):
+    def set_on_hand(self, warehouse_id, sku, on_hand, counted_at=None):
         self.on_hand[(warehouse_id, sku)] = on_hand
+        return True
 
     def skus_in_stock(self, warehouse_id):
         return {sku for (warehouse, sku), units in self.on_hand.items() if warehouse == warehouse_id and units > 0}

@@ -8,12 +8,21 @@ line in the same transaction (`oms.adapters.reservation_store`), so the lines al
 
 `available` is kept as its own attribute because a condition expression cannot do arithmetic:
 `available >= :qty` is what makes a reservation atomic against every other one.
+
+The WMS's count and our record of its shipments meet on the stock row: `counted_at` is the time of the
+count on hand was last set from (epoch ms), `last_deducted_at` the latest shipment we took off on
+hand ourselves. A shipment up to `counted_at` is already out of the count, so recording it only
+gives back its reservation; a later one is taken off on hand. A count older than a shipment we took
+off is not applied (it still holds those units); the next one is. Without this, a count taken
+between the WMS's shipping and our recording of it had the units taken off twice (on hand below
+zero, found by `oms bench peak`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from botocore.exceptions import ClientError
 
@@ -23,6 +32,10 @@ from oms.domain.inventory import StockLevel
 STOCK_ENTRY = "stock"
 LINE_PREFIX = "res#"
 _BATCH_GET_LIMIT = 100
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def stock_id(warehouse_id: str, sku: str) -> str:
@@ -49,8 +62,10 @@ class InventoryTable:
 
     # Stock levels ---------------------------------------------------------------------------
 
-    def set_on_hand(self, warehouse_id: str, sku: str, on_hand: int) -> None:
-        """What the WMS counts on the shelf; reservations are kept (available = on_hand - reserved).
+    def set_on_hand(self, warehouse_id: str, sku: str, on_hand: int, counted_at: datetime | None = None) -> bool:
+        """What the WMS counts on the shelf (at `counted_at`, when the count says); reservations are kept
+        (available = on_hand - reserved). False when the count is older than what the row already
+        reflects (an earlier count, or a shipment we took off since): it is not applied.
 
         Optimistic: the update is conditional on the version read, and read again on a race with a
         reservation.
@@ -58,6 +73,7 @@ class InventoryTable:
         if on_hand < 0:
             raise ValueError(f"{warehouse_id}/{sku}: on hand cannot be negative ({on_hand})")
         key = {"stock_id": {"S": stock_id(warehouse_id, sku)}, "entry": {"S": STOCK_ENTRY}}
+        counted = {} if counted_at is None else {"counted_at": {"N": str(epoch_ms(counted_at))}}
         for _ in range(20):
             current = self._dynamodb.get_item(TableName=self.name, Key=key, ConsistentRead=True).get("Item")
             try:
@@ -66,22 +82,27 @@ class InventoryTable:
                         TableName=self.name,
                         Item={**key, "warehouse_id": {"S": warehouse_id}, "sku": {"S": sku},
                               "on_hand": {"N": str(on_hand)}, "reserved": {"N": "0"},
-                              "available": {"N": str(on_hand)}, "version": {"N": "1"}},
+                              "available": {"N": str(on_hand)}, "version": {"N": "1"}, **counted},
                         ConditionExpression="attribute_not_exists(stock_id)",
                     )
                 else:
+                    if counted and any(int(current[name]["N"]) > int(counted["counted_at"]["N"])
+                                       for name in ("counted_at", "last_deducted_at") if name in current):
+                        return False
                     reserved = int(current["reserved"]["N"])
                     self._dynamodb.update_item(
                         TableName=self.name,
                         Key=key,
-                        UpdateExpression="SET on_hand = :on_hand, available = :available ADD version :one",
+                        UpdateExpression="SET on_hand = :on_hand, available = :available"
+                                         + (", counted_at = :counted" if counted else "") + " ADD version :one",
                         ConditionExpression="version = :version",
                         ExpressionAttributeValues={
                             ":on_hand": {"N": str(on_hand)}, ":available": {"N": str(on_hand - reserved)},
                             ":version": current["version"], ":one": {"N": "1"},
+                            **({":counted": counted["counted_at"]} if counted else {}),
                         },
                     )
-                return
+                return True
             except ClientError as error:
                 if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from oms.adapters import aws
 from oms.adapters.dynamo_codec import document_value, from_item, to_item, to_value
-from oms.adapters.inventory_table import STOCK_ENTRY, line_entry, stock_id
+from oms.adapters.inventory_table import STOCK_ENTRY, epoch_ms, line_entry, stock_id
 from oms.domain.allocation import Shipment
 from oms.domain.order import format_utc
 from oms.domain.reservation import (
@@ -126,15 +126,17 @@ class ReservationStore:
         if state not in (RELEASED, DEDUCTED, REFUSED):
             raise ValueError(f"cannot close a reservation as {state!r}")
         items = [self._state_change(held, state, reason, now, clear_shipments=state == REFUSED)]
+        counts = self._counts(held) if state == DEDUCTED else {}
         for (warehouse_id, sku), quantity in held.units().items():
             item_id = stock_id(warehouse_id, sku)
-            expression = ("SET on_hand = on_hand - :q, reserved = reserved - :q ADD version :one" if state == DEDUCTED
-                          else "SET reserved = reserved - :q, available = available + :q ADD version :one")
+            update = {"UpdateExpression": "SET reserved = reserved - :q, available = available + :q ADD version :one",
+                      "ConditionExpression": "attribute_exists(stock_id)",
+                      "ExpressionAttributeValues": {":q": {"N": str(quantity)}, ":one": {"N": "1"}}}
+            if state == DEDUCTED:
+                update = _shipment_update(quantity, epoch_ms(shipped_at or now), counts.get(item_id, {}))
             items.append({"Update": {
                 "TableName": self._inventory, "Key": {"stock_id": {"S": item_id}, "entry": {"S": STOCK_ENTRY}},
-                "UpdateExpression": expression, "ConditionExpression": "attribute_exists(stock_id)",
-                "ExpressionAttributeValues": {":q": {"N": str(quantity)}, ":one": {"N": "1"}},
-            }})
+                **update}})
             items.append({"Delete": {"TableName": self._inventory,
                                      "Key": {"stock_id": {"S": item_id}, "entry": {"S": line_entry(held.order_key)}}}})
         if fulfillment_status is not None:
@@ -164,6 +166,17 @@ class ReservationStore:
                                ConditionExpression="attribute_not_exists(order_key)") is not None
 
     # Building blocks ------------------------------------------------------------------------
+
+    def _counts(self, held: Reservation) -> dict[str, dict]:
+        """stock_id -> the row's `counted_at` / `last_deducted_at` (what a shipment's update depends on)."""
+        rows = {}
+        for warehouse_id, sku in held.units():
+            item = self._dynamodb.get_item(
+                TableName=self._inventory, ConsistentRead=True,
+                Key={"stock_id": {"S": stock_id(warehouse_id, sku)}, "entry": {"S": STOCK_ENTRY}},
+                ProjectionExpression="counted_at, last_deducted_at").get("Item") or {}
+            rows[stock_id(warehouse_id, sku)] = {name: int(value["N"]) for name, value in item.items()}
+        return rows
 
     def _stock_changes(self, order_key: str, before: dict, after: dict) -> list[dict]:
         """Per stock item, one net update (a transaction may touch an item once) and its line."""
@@ -278,3 +291,25 @@ def _reservation(item: dict) -> Reservation:
         reason=item.get("reason"),
         excluded=tuple(item.get("excluded", [])),
     )
+
+
+def _shipment_update(quantity: int, shipped_ms: int, row: dict) -> dict:
+    """The stock row's update for `quantity` units shipped at `shipped_ms`, given the row as read (see
+    oms.adapters.inventory_table): a shipment the WMS's count already left out gives back its
+    reservation only; a later one is taken off on hand too. Each form is conditional on what chose it,
+    so a count landing in between cancels the transaction and the close is tried again."""
+    values = {":q": {"N": str(quantity)}, ":one": {"N": "1"}, ":shipped": {"N": str(shipped_ms)}}
+    if "counted_at" in row and shipped_ms <= row["counted_at"]:
+        return {"UpdateExpression": "SET reserved = reserved - :q, available = available + :q ADD version :one",
+                "ConditionExpression": "attribute_exists(stock_id) AND counted_at >= :shipped",
+                "ExpressionAttributeValues": values}
+    after_count = "attribute_exists(stock_id) AND (attribute_not_exists(counted_at) OR counted_at < :shipped)"
+    if row.get("last_deducted_at", -1) > shipped_ms:  # an earlier shipment recorded late: the mark stays
+        return {"UpdateExpression": "SET on_hand = on_hand - :q, reserved = reserved - :q ADD version :one",
+                "ConditionExpression": f"{after_count} AND last_deducted_at > :shipped",
+                "ExpressionAttributeValues": values}
+    return {"UpdateExpression": "SET on_hand = on_hand - :q, reserved = reserved - :q, last_deducted_at = :shipped "
+                                "ADD version :one",
+            "ConditionExpression": f"{after_count} AND (attribute_not_exists(last_deducted_at) "
+                                   "OR last_deducted_at <= :shipped)",
+            "ExpressionAttributeValues": values}

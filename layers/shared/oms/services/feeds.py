@@ -227,7 +227,9 @@ class QualitySource(Protocol):
 
 
 class StockLedger(Protocol):
-    def set_on_hand(self, warehouse_id: str, sku: str, on_hand: int) -> None: ...
+    def set_on_hand(self, warehouse_id: str, sku: str, on_hand: int, counted_at: datetime | None = None) -> bool:
+        """The WMS's count at `counted_at`; False when it is older than what the row reflects (not applied)."""
+        ...
 
     def skus_in_stock(self, warehouse_id: str) -> set[str]:
         """SKUs of the warehouse we hold with on hand > 0."""
@@ -379,14 +381,17 @@ def _sync_warehouse_stock(warehouse_id: str, ports: FeedPorts, writers: ThreadPo
     """(SKUs listed, SKUs zeroed, as_of of the listing's first page) after mirroring the WMS's counts."""
     listed: set[str] = set()
     first_as_of: datetime | None = None
+    last_as_of = now
     for page in ports.wms.inventory(warehouse_id):
-        first_as_of = first_as_of or page.as_of
+        first_as_of, last_as_of = first_as_of or page.as_of, page.as_of
+        # Each count at its page's time: the stock row tells it from the shipments recorded around it.
         # Drain the map so a failed write raises here, for this warehouse.
-        list(writers.map(lambda item: ports.inventory.set_on_hand(warehouse_id, item.sku, item.on_hand), page.items))
+        list(writers.map(lambda item: ports.inventory.set_on_hand(warehouse_id, item.sku, item.on_hand, page.as_of),
+                         page.items))
         listed.update(item.sku for item in page.items)
     # A SKU the WMS no longer lists is no longer on its shelves: keeping our old count would oversell it.
     gone = sorted(ports.inventory.skus_in_stock(warehouse_id) - listed)
-    list(writers.map(lambda sku: ports.inventory.set_on_hand(warehouse_id, sku, 0), gone))
+    list(writers.map(lambda sku: ports.inventory.set_on_hand(warehouse_id, sku, 0, last_as_of), gone))
     return len(listed), len(gone), first_as_of or now
 
 

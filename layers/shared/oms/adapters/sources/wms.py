@@ -242,8 +242,8 @@ class InventoryMirror:
     def __init__(self, inventory_table):
         self._table = inventory_table
 
-    def set_on_hand(self, warehouse_id: str, sku: str, on_hand: int) -> None:
-        self._table.set_on_hand(warehouse_id, sku, on_hand)
+    def set_on_hand(self, warehouse_id: str, sku: str, on_hand: int, counted_at: datetime | None = None) -> bool:
+        return self._table.set_on_hand(warehouse_id, sku, on_hand, counted_at)
 
     def skus_in_stock(self, warehouse_id: str) -> set[str]:
         prefix = f"{warehouse_id}#"
