@@ -342,8 +342,16 @@ class StrictQuarantine:
         assert len(key.encode("utf-8")) <= DYNAMODB_KEY_BYTES
         assert reason.strip() and len(reason.encode("utf-8")) <= 4 * MAX_REASON_CHARS
         json.dumps(raw)  # escaped JSON carries any text, lone surrogates included
-        self.rows.append({"channel_order_id": channel_order_id, "reason": reason, "raw": raw})
+        self.rows.append({"channel_order_id": channel_order_id, "reason": reason, "raw": raw, "key": key})
         return key
+
+    def open_among(self, order_keys):
+        return {row["key"] for row in self.rows if row["key"] in order_keys and not row.get("settled")}
+
+    def mark_replayed(self, item_id, outcome):
+        for row in self.rows:
+            if row["key"] == item_id:
+                row["settled"] = outcome
 
 
 @pytest.mark.parametrize("channel", SUPPORTED)
@@ -375,6 +383,23 @@ def test_a_page_of_good_and_broken_orders_stores_every_good_one_and_quarantines_
 
 
 # Defects found outside the normalizers (ingest, adapters), one example each.
+
+def test_regression_a_stored_version_settles_the_quarantined_broken_one_of_its_order():
+    # GIVEN a Douyin order quarantined for a status outside the enum (found by oms bench peak: the order
+    # was later cancelled, the cancelled version stored, and the broken one left open in quarantine)
+    normalizer, records = records_of("douyin")
+    good = copy.deepcopy(records[0])
+    broken = {**copy.deepcopy(good), "order_status": 9}
+    orders, quarantine = StrictOrders(), StrictQuarantine()
+    ports = IngestPorts(orders=orders, quarantine=quarantine, normalizer=normalizer)
+    ingest_window(PagesClient("douyin", [[broken]]), SHOP, WINDOW, ports)
+    assert [row.get("settled") for row in quarantine.rows] == [None]
+    # WHEN a later window brings a version that normalizes
+    ingest_window(PagesClient("douyin", [[good]]), SHOP, WINDOW, ports)
+    # THEN it is stored and the quarantine row is settled as superseded by it
+    assert len(orders.stored) == 1
+    assert quarantine.rows[0]["settled"].startswith("superseded: created at version ")
+
 
 def test_regression_a_record_that_is_not_an_object_is_quarantined_and_the_rest_of_its_page_stored():
     normalizer, records = records_of("jd")

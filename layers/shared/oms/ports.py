@@ -99,6 +99,14 @@ class QuarantineRepository(Protocol):
         self, *, channel: str, shop_id: str, channel_order_id: str | None, reason: str, raw: dict
     ) -> str: ...
 
+    def open_among(self, order_keys: list[str]) -> set[str]:
+        """The keys (an order's quarantine id is its order key) with an open quarantine row."""
+        ...
+
+    def mark_replayed(self, item_id: str, outcome: str) -> None:
+        """Settle an open row (replayed by a person, or superseded by a version that was stored)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ShopCursor:

@@ -117,8 +117,26 @@ class QuarantineTable:
         """The refused payload, from the row or from the S3 object the row names."""
         return read_raw(item, bucket=item.get("raw_s3_bucket"))
 
+    def open_among(self, order_keys: list[str]) -> set[str]:
+        """The keys with an open row (an order's quarantine id is its order key): one BatchGetItem per
+        100, so a page of orders costs one read to learn which of them wait in quarantine."""
+        found: set[str] = set()
+        keys = list(dict.fromkeys(order_keys))
+        for start in range(0, len(keys), 100):
+            request = {self._table: {"Keys": [{"quarantine_id": {"S": key}} for key in keys[start:start + 100]],
+                                     "ProjectionExpression": "quarantine_id, #state",
+                                     "ExpressionAttributeNames": {"#state": "state"}}}
+            while request:
+                page = self._dynamodb.batch_get_item(RequestItems=request)
+                found.update(item["quarantine_id"]["S"] for item in page["Responses"].get(self._table, [])
+                             if item.get("state", {}).get("S") == OPEN)
+                request = page.get("UnprocessedKeys") or {}
+        return found
+
     def mark_replayed(self, item_id: str, outcome: str) -> None:
-        self._dynamodb.update_item(
+        """Settle an open row; one settled already (by a person, or a retry of this call) stays as it is."""
+        aws.conditional(
+            self._dynamodb.update_item,
             TableName=self._table,
             Key={"quarantine_id": {"S": item_id}},
             UpdateExpression="SET #state = :replayed, replay_outcome = :outcome, replayed_at = :now",

@@ -140,6 +140,9 @@ def ingest_window(
                 on_saved(order_key(client.channel, shop_id, order_id or "?"), QUARANTINED)
             return QUARANTINED
         outcome = ports.orders.save(order, raw).value
+        if order.order_key in superseded and outcome in (SaveResult.CREATED.value, SaveResult.UPDATED.value):
+            # A broken earlier version waits in quarantine: this one, stored, settles it.
+            ports.quarantine.mark_replayed(order.order_key, f"superseded: {outcome} at version {version_stamp(order)}")
         if recent is not None:  # whatever the outcome, this version (or a newer one) is stored now
             recent.remember({order.order_key: version_stamp(order)})
         if on_saved is not None:
@@ -182,6 +185,8 @@ def ingest_window(
                 counts.outcomes[SaveResult.DUPLICATE.value if known == version_stamp(order) else SaveResult.STALE.value] += 1
             else:
                 fresh.append((raw, order))
+        superseded = ports.quarantine.open_among(
+            [order.order_key for _, order in fresh if not isinstance(order, MalformedOrderError)])
         counts.outcomes.update(_writers.map(store, fresh))
         if readable:
             counts.latest_stored_ms = max(counts.latest_stored_ms or 0, max(readable.values()))
