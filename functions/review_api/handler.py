@@ -386,10 +386,24 @@ def _cors(allowed_origins: str) -> CORSConfig:
                       allow_headers=["Authorization", "Content-Type"], max_age=600)
 
 
+def refuse_unknown_query_parameters(resolver: APIGatewayRestResolver, next_middleware):
+    """A query parameter the route does not declare is a 422 naming it (the document allows no others),
+    not silently ignored: a misspelt filter would otherwise list everything."""
+    route = resolver.context.get("_route")
+    declared = {param.alias for param in route.dependant.query_params} if route is not None else None
+    given = (resolver.current_event.query_string_parameters or {}).keys()
+    unknown = sorted(name for name in given if declared is not None and name not in declared)
+    if unknown:
+        raise RequestValidationError([{"loc": ("query", name), "msg": "unknown query parameter",
+                                       "type": "extra_forbidden"} for name in unknown])
+    return next_middleware(resolver)
+
+
 def build_resolver(allowed_origins: str) -> APIGatewayRestResolver:
     """The resolver with this API's routes, its error mapping and CORS for the configured origins."""
     resolver = APIGatewayRestResolver(enable_validation=True, cors=_cors(allowed_origins))
     resolver.include_router(app)
+    resolver.use(middlewares=[refuse_unknown_query_parameters])
     for error_type, status in _STATUS_OF:
         resolver.exception_handler(error_type)(lambda error, status=status: _error(status, error))
     resolver.exception_handler(RequestValidationError)(_invalid_request)

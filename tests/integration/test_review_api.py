@@ -4,15 +4,13 @@ someone else) and 422 (a bad body or query, with a message that names the field)
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
 import requests
-from omsdev.localcloud.cloud import LocalCloud
 from omsdev.localcloud.local_auth import issue_token
 
 from tests.integration.allocation_helpers import reservation
-from tests.integration.conftest import FAST_RETRIES
+from tests.integration.conftest import serving_api
 from tests.integration.review_helpers import refused_order, risk_held_order, warehouses
 from tests.integration.risk_helpers import launch_aliyun_sms
 
@@ -22,12 +20,9 @@ UNKNOWN = "0" * 24
 @pytest.fixture(scope="module")
 def api():
     """One local cloud serving the reviewer API for this module (its orders are each test's own)."""
-    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
-                       start_event_sources=False, api_port=0)
-    local.start()
-    warehouses()
-    yield local
-    local.stop()
+    with serving_api() as local:
+        warehouses()
+        yield local
 
 
 def call(api, method: str, path: str, role: str | None = "reviewer", *, username: str | None = None, **kwargs):
@@ -221,3 +216,13 @@ def test_the_buyers_phone_and_street_never_reach_the_logs(api):
     assert "verification code sent" in logged  # the logs were captured
     national = order.ship_to.phone.removeprefix("+86")
     assert national not in logged and order.ship_to.name not in logged
+
+
+def test_a_query_parameter_the_route_does_not_declare_is_a_422_naming_it(api):
+    # GIVEN a misspelt filter (which, ignored, would list every open item) and an unknown one on another route
+    # WHEN they are sent THEN each is refused with the parameter named; the declared ones still work
+    listed = call(api, "GET", "/review/items", params={"statuss": "resolved", "limit": 1})
+    assert listed.status_code == 422 and "statuss" in listed.json()["message"]
+    kpis = call(api, "GET", "/kpis", params={"from": "2026-11-30", "shop": "x"})
+    assert kpis.status_code == 422 and "shop" in kpis.json()["message"]
+    assert call(api, "GET", "/review/items", params={"status": "resolved", "limit": 1}).status_code == 200
