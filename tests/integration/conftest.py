@@ -1,6 +1,8 @@
 """A fresh local cloud per test: moto server on a free loopback port, the real template, unique names."""
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from omsdev.localcloud.cloud import LocalCloud
@@ -11,6 +13,19 @@ FAST_RETRIES = {
     "ChannelHttpTimeoutSeconds": "1",
     "LogLevel": "WARNING",
 }
+
+
+@contextmanager
+def serving_api(**parameter_overrides: str) -> Iterator[LocalCloud]:
+    """A started local cloud (FAST_RETRIES and the overrides) that also serves the template's API routes
+    on a free port; stopped on leaving the block. For module fixtures whose tests share one cloud."""
+    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", start_event_sources=False, api_port=0,
+                       parameter_overrides={**FAST_RETRIES, **parameter_overrides})
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
 
 
 @pytest.fixture

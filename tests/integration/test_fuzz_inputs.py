@@ -46,10 +46,9 @@ from oms.services.inventory_load import (
 )
 from oms.services.verify import code_hash, verification_id
 from oms.settings import get_settings
-from omsdev.localcloud.cloud import LocalCloud
 from pydantic import ValidationError
 
-from tests.integration.conftest import FAST_RETRIES
+from tests.integration.conftest import serving_api
 from tests.unit.test_fuzz_normalizers import INJECTIONS, NASTY_TEXT, json_values
 
 FUZZ = {"derandomize": True, "database": None, "deadline": None,
@@ -62,11 +61,8 @@ SAMPLES = ROOT / "docs" / "samples"
 @pytest.fixture(scope="module")
 def cloud():
     """One local cloud for the file, serving the template's API routes on a free port."""
-    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
-                       start_event_sources=False, api_port=0)
-    local.start()
-    yield local
-    local.stop()
+    with serving_api() as local:
+        yield local
 
 
 # POST /verifications/{id} --------------------------------------------------------------------

@@ -18,21 +18,17 @@ from oms.domain.kpis import merge
 from oms.services.kpi_report import kpi_report
 from oms.services.messages import ReviewMessage
 from oms.settings import get_settings
-from omsdev.localcloud.cloud import LocalCloud
 from omsdev.localcloud.local_auth import issue_token
 
 from tests.integration.allocation_helpers import dynamodb, paid_order, store, stored_image, stream_record, wait_for
-from tests.integration.conftest import FAST_RETRIES
+from tests.integration.conftest import serving_api
 
 
 @pytest.fixture(scope="module")
 def kpi_cloud():
     """One local cloud for the module, its API on a port; each test uses orders of its own shop."""
-    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
-                       start_event_sources=False, api_port=0)
-    local.start()
-    yield local
-    local.stop()
+    with serving_api() as local:
+        yield local
 
 
 def counters() -> KpiCountersTable:

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
 import requests
 from omsdev.commands.openapi import DOCUMENT
-from omsdev.localcloud.cloud import LocalCloud
 from omsdev.localcloud.local_auth import issue_token
 
-from tests.integration.conftest import FAST_RETRIES
+from tests.integration.conftest import serving_api
 from tests.integration.review_helpers import quarantine_item, refused_order, risk_held_order, warehouses
 
 UNKNOWN = "0" * 24
@@ -135,10 +133,7 @@ EXPECTED = {route: {403, 422} | ({404} if "{item_id}" in route[1] else set())
 @pytest.fixture(scope="module")
 def api():
     """One local cloud serving the reviewer API, and items in every state a refusal needs."""
-    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
-                       start_event_sources=False, api_port=0)
-    local.start()
-    try:
+    with serving_api() as local:
         warehouses()
         local.items = {"stock": refused_order(local)[1], "risk": risk_held_order(local)[1],
                        "claimed_stock": refused_order(local)[1], "claimed_risk": risk_held_order(local)[1],
@@ -153,8 +148,6 @@ def api():
                             CLAIMER[role], json=REASON)
             assert resolved.status_code == 200, resolved.text
         yield local
-    finally:
-        local.stop()
 
 
 def call(api, method: str, path: str, role: str, username: str | None = None, **kwargs) -> requests.Response:

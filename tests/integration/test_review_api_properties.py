@@ -13,7 +13,6 @@ the answers a reviewer normally gets (200s included)."""
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,10 +21,9 @@ import schemathesis
 from hypothesis import strategies as st
 from oms.domain.review import ROLES
 from omsdev.commands.openapi import DOCUMENT
-from omsdev.localcloud.cloud import LocalCloud
 from omsdev.localcloud.local_auth import issue_token
 
-from tests.integration.conftest import FAST_RETRIES
+from tests.integration.conftest import serving_api
 from tests.integration.review_helpers import refused_order, risk_held_order, warehouses
 from tests.integration.risk_helpers import launch_aliyun_sms
 
@@ -75,18 +73,13 @@ class RoundItems:
 @pytest.fixture(scope="module")
 def api():
     """One local cloud serving the reviewer API, with the warehouses and the SMS simulator."""
-    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
-                       start_event_sources=False, api_port=0)
-    local.start()
-    sms = None
-    try:
+    with serving_api() as local:
         warehouses()
         sms = launch_aliyun_sms()
-        yield local
-    finally:
-        if sms is not None:
+        try:
+            yield local
+        finally:
             sms.stop()
-        local.stop()
 
 
 @pytest.fixture(scope="module")

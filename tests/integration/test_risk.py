@@ -15,11 +15,10 @@ from oms.services.risk_dependencies import verification_ports
 from oms.services.verify import confirm_code, expire_verifications, verification_id
 from oms.settings import get_settings
 from omsdev.allocation_setup import WarehouseSetup, load_catalogue
-from omsdev.localcloud.cloud import LocalCloud
 from omsdev.simulators.base import FaultPlan
 
 from tests.integration.allocation_helpers import drain_queue, store, stored_image
-from tests.integration.conftest import FAST_RETRIES
+from tests.integration.conftest import serving_api
 from tests.integration.risk_helpers import (
     aggregates,
     assess,
@@ -38,11 +37,8 @@ pytestmark = pytest.mark.long_running  # minutes: scheduled first (tests/conftes
 @pytest.fixture
 def api_cloud():
     """A local cloud that also serves the template's API routes on a free port."""
-    local = LocalCloud(port=0, stack_name=f"t{uuid.uuid4().hex[:8]}", parameter_overrides=FAST_RETRIES,
-                       start_event_sources=False, api_port=0)
-    local.start()
-    yield local
-    local.stop()
+    with serving_api() as local:
+        yield local
 
 
 @pytest.fixture
