@@ -193,22 +193,17 @@ def _invariants(report) -> dict:
 
 def _latency(live_ids: set[str], shops: list) -> dict:
     """Seconds from an order's appearance at its channel to stored (p50/p95)."""
-    dynamodb, table = aws.client("dynamodb"), get_settings().orders_table
+    table = get_settings().orders_table
     ingest = []
     keys = [f"{shop.channel}#{shop.shop_id}#{entry.order_id}" for shop in shops for entry in shop.book.entries()
             if entry.order_id in live_ids and not entry.malformed]
-    for start in range(0, len(keys), 100):
-        request = {table: {"Keys": [{"order_key": {"S": key}} for key in keys[start:start + 100]],
-                           "ProjectionExpression": "paid_at, stored_at_ms"}}
-        while request:
-            page = dynamodb.batch_get_item(RequestItems=request)
-            for item in page["Responses"][table]:
-                if "paid_at" not in item:
-                    continue
-                appeared = datetime.fromisoformat(item["paid_at"]["S"].replace("Z", "+00:00")) + BACKDATE
-                stored = datetime.fromtimestamp(int(item["stored_at_ms"]["N"]) / 1000, UTC)
-                ingest.append((stored - appeared).total_seconds())
-            request = page.get("UnprocessedKeys") or {}
+    for item in aws.batch_get(table, [{"order_key": {"S": key}} for key in keys],
+                              ProjectionExpression="paid_at, stored_at_ms"):
+        if "paid_at" not in item:
+            continue
+        appeared = datetime.fromisoformat(item["paid_at"]["S"].replace("Z", "+00:00")) + BACKDATE
+        stored = datetime.fromtimestamp(int(item["stored_at_ms"]["N"]) / 1000, UTC)
+        ingest.append((stored - appeared).total_seconds())
     return {"orders_measured": len(ingest), "ingest_p50_seconds": _percentile(ingest, 0.5),
             "ingest_p95_seconds": _percentile(ingest, 0.95)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from functools import lru_cache
 
 import boto3
@@ -18,6 +19,9 @@ _CONFIG = Config(
     read_timeout=20,
     max_pool_connections=32,
 )
+
+
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem
 
 
 @lru_cache(maxsize=None)
@@ -36,6 +40,18 @@ def conditional(write, **request) -> dict | None:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return None
         raise
+
+
+def batch_get(table: str, keys: list[dict], **read) -> Iterator[dict]:
+    """Every item of `keys` that exists in `table`: one BatchGetItem per 100 keys, unprocessed keys
+    asked again. `read`: ProjectionExpression, ExpressionAttributeNames, ConsistentRead."""
+    dynamodb = client("dynamodb")
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        request = {table: {"Keys": keys[start:start + BATCH_GET_LIMIT], **read}}
+        while request:
+            response = dynamodb.batch_get_item(RequestItems=request)
+            yield from response["Responses"].get(table, [])
+            request = response.get("UnprocessedKeys") or {}
 
 
 def landed(write, token_attribute: str, token: str, **request) -> bool:

@@ -31,7 +31,6 @@ from oms.domain.inventory import StockLevel
 
 STOCK_ENTRY = "stock"
 LINE_PREFIX = "res#"
-_BATCH_GET_LIMIT = 100
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -111,20 +110,11 @@ class InventoryTable:
     def levels(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
         """Stock of each (warehouse_id, sku) that has a stock row; missing ones are absent."""
         keys = [{"stock_id": {"S": stock_id(w, s)}, "entry": {"S": STOCK_ENTRY}} for w, s in dict.fromkeys(pairs)]
-        found: dict[tuple[str, str], StockLevel] = {}
-        for start in range(0, len(keys), _BATCH_GET_LIMIT):
-            # Only what a StockLevel holds: the response (and its parsing) is half the size.
-            request = {self.name: {"Keys": keys[start:start + _BATCH_GET_LIMIT], "ConsistentRead": True,
-                                   "ProjectionExpression": "#w, #s, #h, #r",
-                                   "ExpressionAttributeNames": {"#w": "warehouse_id", "#s": "sku", "#h": "on_hand",
-                                                                "#r": "reserved"}}}
-            while request:
-                response = self._dynamodb.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.name, []):
-                    level = _level(item)
-                    found[(level.warehouse_id, level.sku)] = level
-                request = response.get("UnprocessedKeys") or {}
-        return found
+        # Only what a StockLevel holds: the response (and its parsing) is half the size.
+        levels = (_level(item) for item in aws.batch_get(
+            self.name, keys, ConsistentRead=True, ProjectionExpression="#w, #s, #h, #r",
+            ExpressionAttributeNames={"#w": "warehouse_id", "#s": "sku", "#h": "on_hand", "#r": "reserved"}))
+        return {(level.warehouse_id, level.sku): level for level in levels}
 
     # Recount -------------------------------------------------------------------------------
 

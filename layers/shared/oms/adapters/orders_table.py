@@ -135,21 +135,9 @@ class OrdersTable:
         Lets a poll skip the orders its overlap re-reads without a write each; the conditional
         writes in `save` stay the guarantee, so a stale answer here costs a call, never correctness.
         """
-        found: dict[str, int] = {}
-        unique = list(dict.fromkeys(order_keys))
-        for start in range(0, len(unique), 100):
-            request = {
-                self._table: {
-                    "Keys": [{"order_key": {"S": key}} for key in unique[start : start + 100]],
-                    "ProjectionExpression": "order_key, updated_at_ms",
-                }
-            }
-            while request:
-                response = self._dynamodb.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    found[item["order_key"]["S"]] = int(item.get("updated_at_ms", {"N": "0"})["N"])
-                request = response.get("UnprocessedKeys") or None
-        return found
+        keys = [{"order_key": {"S": key}} for key in dict.fromkeys(order_keys)]
+        return {item["order_key"]["S"]: int(item.get("updated_at_ms", {"N": "0"})["N"])
+                for item in aws.batch_get(self._table, keys, ProjectionExpression="order_key, updated_at_ms")}
 
     def get(self, order_key: str) -> dict | None:
         response = self._dynamodb.get_item(

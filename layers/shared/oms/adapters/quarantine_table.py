@@ -120,18 +120,11 @@ class QuarantineTable:
     def open_among(self, order_keys: list[str]) -> set[str]:
         """The keys with an open row (an order's quarantine id is its order key): one BatchGetItem per
         100, so a page of orders costs one read to learn which of them wait in quarantine."""
-        found: set[str] = set()
-        keys = list(dict.fromkeys(order_keys))
-        for start in range(0, len(keys), 100):
-            request = {self._table: {"Keys": [{"quarantine_id": {"S": key}} for key in keys[start:start + 100]],
-                                     "ProjectionExpression": "quarantine_id, #state",
-                                     "ExpressionAttributeNames": {"#state": "state"}}}
-            while request:
-                page = self._dynamodb.batch_get_item(RequestItems=request)
-                found.update(item["quarantine_id"]["S"] for item in page["Responses"].get(self._table, [])
-                             if item.get("state", {}).get("S") == OPEN)
-                request = page.get("UnprocessedKeys") or {}
-        return found
+        keys = [{"quarantine_id": {"S": key}} for key in dict.fromkeys(order_keys)]
+        return {item["quarantine_id"]["S"] for item in aws.batch_get(
+                    self._table, keys, ProjectionExpression="quarantine_id, #state",
+                    ExpressionAttributeNames={"#state": "state"})
+                if item.get("state", {}).get("S") == OPEN}
 
     def mark_replayed(self, item_id: str, outcome: str) -> None:
         """Settle an open row; one settled already (by a person, or a retry of this call) stays as it is."""

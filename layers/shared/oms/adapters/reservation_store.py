@@ -169,14 +169,12 @@ class ReservationStore:
 
     def _counts(self, held: Reservation) -> dict[str, dict]:
         """stock_id -> the row's `counted_at` / `last_deducted_at` (what a shipment's update depends on)."""
-        rows = {}
-        for warehouse_id, sku in held.units():
-            item = self._dynamodb.get_item(
-                TableName=self._inventory, ConsistentRead=True,
-                Key={"stock_id": {"S": stock_id(warehouse_id, sku)}, "entry": {"S": STOCK_ENTRY}},
-                ProjectionExpression="counted_at, last_deducted_at").get("Item") or {}
-            rows[stock_id(warehouse_id, sku)] = {name: int(value["N"]) for name, value in item.items()}
-        return rows
+        keys = [{"stock_id": {"S": stock_id(warehouse_id, sku)}, "entry": {"S": STOCK_ENTRY}}
+                for warehouse_id, sku in held.units()]
+        return {item["stock_id"]["S"]: {name: int(item[name]["N"]) for name in ("counted_at", "last_deducted_at")
+                                        if name in item}
+                for item in aws.batch_get(self._inventory, keys, ConsistentRead=True,
+                                          ProjectionExpression="stock_id, counted_at, last_deducted_at")}
 
     def _stock_changes(self, order_key: str, before: dict, after: dict) -> list[dict]:
         """Per stock item, one net update (a transaction may touch an item once) and its line."""

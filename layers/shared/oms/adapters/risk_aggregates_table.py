@@ -112,13 +112,8 @@ class RiskAggregatesTable:
             keys.append({"pk": {"S": f"buyer#{buyer}"}, "sk": {"S": TOTALS}})
         if address is not None:
             keys.append({"pk": {"S": f"addr#{address}"}, "sk": {"S": TOTALS}})
-        found: dict[str, dict] = {}
-        request = {self.name: {"Keys": keys, "ConsistentRead": True}} if keys else {}
-        while request:
-            response = self._dynamodb.batch_get_item(RequestItems=request)
-            for item in response["Responses"].get(self.name, []):
-                found[item["pk"]["S"]] = {name: int(value["N"]) for name, value in item.items() if "N" in value}
-            request = response.get("UnprocessedKeys") or {}
+        found = {item["pk"]["S"]: {name: int(value["N"]) for name, value in item.items() if "N" in value}
+                 for item in aws.batch_get(self.name, keys, ConsistentRead=True)}
         return found.get(f"buyer#{buyer}", {}), found.get(f"addr#{address}", {})
 
 

@@ -15,7 +15,6 @@ from oms.domain.inventory import SkuComponent, SkuMapping
 
 ANY_CHANNEL = "*"
 CACHE_SECONDS = 60.0
-_BATCH_GET_LIMIT = 100
 
 
 class SkuMapTable:
@@ -39,16 +38,9 @@ class SkuMapTable:
         now = time.monotonic()
         wanted = [(c, sku) for sku in dict.fromkeys(channel_skus) if sku for c in (channel, ANY_CHANNEL)
                   if not self._fresh((c, sku), now)]
-        found: dict[tuple[str, str], SkuMapping] = {}
-        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
-            keys = [{"channel": {"S": c}, "channel_sku": {"S": s}} for c, s in wanted[start:start + _BATCH_GET_LIMIT]]
-            request = {self.name: {"Keys": keys}}
-            while request:
-                response = self._dynamodb.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.name, []):
-                    mapping = _mapping(item)
-                    found[(mapping.channel, mapping.channel_sku)] = mapping
-                request = response.get("UnprocessedKeys") or {}
+        keys = [{"channel": {"S": c}, "channel_sku": {"S": s}} for c, s in wanted]
+        mappings = (_mapping(item) for item in aws.batch_get(self.name, keys))
+        found = {(mapping.channel, mapping.channel_sku): mapping for mapping in mappings}
         for key in wanted:
             self._cache[key] = (found.get(key), now)
 
