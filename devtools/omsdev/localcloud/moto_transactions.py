@@ -22,6 +22,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from moto.core.responses import ActionResult
@@ -51,19 +52,21 @@ class _CompletedTransactions:
     """Client tokens of the transactions that succeeded, with a digest of their request, for 10 minutes."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[str, float]] = {}
+        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()  # oldest first: expired ones lead
         self._lock = threading.Lock()
 
     def digest_of(self, token: str) -> str | None:
         with self._lock:
             now = time.monotonic()
-            self._seen = {key: entry for key, entry in self._seen.items() if entry[1] > now}
+            while self._seen and next(iter(self._seen.values()))[1] <= now:
+                self._seen.popitem(last=False)
             entry = self._seen.get(token)
             return entry[0] if entry else None
 
     def remember(self, token: str, digest: str) -> None:
         with self._lock:
             self._seen[token] = (digest, time.monotonic() + TOKEN_SECONDS)
+            self._seen.move_to_end(token)
 
 
 _completed = _CompletedTransactions()

@@ -107,6 +107,8 @@ def ingest_window(
     # Versions the client's `known` question already looked up in this window (-1: not stored):
     # the page that follows needs no second lookup of the same orders.
     answered: dict[str, int] = {}
+    # The page's orders with a broken earlier version open in quarantine (set per page, before storing).
+    superseded: set[str] = set()
 
     def stored_versions(stamps: dict[str, int]) -> dict[str, int]:
         found = recent.versions(stamps) if recent is not None else {}
