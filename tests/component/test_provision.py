@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -170,3 +171,17 @@ def test_a_new_local_cloud_starts_its_handlers_cold(cloud_factory):
     cloud_factory(DEFAULT_TEMPLATE, start_event_sources=False)
     cold = sys.modules["window_retry.handler"]._retry_once
     assert cold is not warm and cold.cache_info().currsize == 0
+
+
+def test_a_new_local_cloud_logs_at_its_stacks_level_even_if_the_logger_was_imported_before(cloud_factory):
+    """The CLI imports the layer (and its Logger) before any stack's environment is set; `make run`
+    asks for WARNING and must not get every INFO line of every handler on its console."""
+    from oms.observability import logger
+
+    from omsdev.localcloud.cloud import DEFAULT_TEMPLATE
+
+    logger.setLevel("INFO")  # as imported with no POWERTOOLS_LOG_LEVEL
+    cloud_factory(DEFAULT_TEMPLATE, start_event_sources=False, parameter_overrides={"LogLevel": "WARNING"})
+    assert logger.log_level == logging.WARNING
+    cloud_factory(DEFAULT_TEMPLATE, start_event_sources=False, parameter_overrides={"LogLevel": "INFO"})
+    assert logger.log_level == logging.INFO

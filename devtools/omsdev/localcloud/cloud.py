@@ -108,6 +108,11 @@ def cold_start_containers() -> None:
         target = getattr(module, attribute, None) if module else None
         if target is not None:
             (getattr(target, action) if action else target)()
+    # Lambda imports a function with its environment already set; here the CLI may have imported the
+    # layer's Logger before this stack's POWERTOOLS_LOG_LEVEL was, so a new container sets it again.
+    observability, level = sys.modules.get("oms.observability"), os.environ.get("POWERTOOLS_LOG_LEVEL")
+    if observability is not None and level:
+        observability.logger.setLevel(level)
 
 
 class SerialisedThreadedMotoServer(ThreadedMotoServer):
