@@ -36,7 +36,7 @@ TRANSIT_HOURS = {  # origin -> region -> hours, the carrier's answer
 STAFF = {"WH-HZ": (60, 450), "WH-GZ": (45, 420), "WH-BJ": (30, 400), "WH-HK": (12, 300)}
 QUALITY = {"WH-HZ": (12000, 60), "WH-GZ": (9000, 90), "WH-BJ": (7000, 35), "WH-HK": (3000, 45)}
 # Seconds from a reservation released for picking (ready_to_ship) to its parcel leaving, and the carrier.
-SHIPPING = {"WH-HZ": (20, "SF"), "WH-GZ": (20, "ZTO"), "WH-BJ": (30, "YTO"), "WH-HK": (60, "DHL")}
+SHIPPING = {"WH-HZ": (10, "SF"), "WH-GZ": (10, "ZTO"), "WH-BJ": (15, "YTO"), "WH-HK": (30, "DHL")}
 FEEDS = ("wms", "carrier", "attendance", "quality", "shipments")
 
 

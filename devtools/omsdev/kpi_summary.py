@@ -30,4 +30,12 @@ def summary() -> list[str]:
              f"{report['review_queue']['open_items']} open review items (GET /kpis, /dashboard)"]
     lines += [f"kpi {kpi['name']}: {kpi_text(kpi)} (target {kpi['target']}: {kpi['status']})"
               for kpi in report["overall"]["kpis"]]
+    lines.append("kpi ingestion latency, orders by wait: " + latency_text(report["latency_histogram"]))
     return lines
+
+
+def latency_text(histogram: dict) -> str:
+    """The latency histogram in a line (a backlog's hour-long waits and the live orders' seconds both show)."""
+    bounds, counts = histogram["bounds_seconds"], histogram["counts"]
+    labels = [f"<= {bound} s" for bound in bounds] + [f"> {bounds[-1]} s"]
+    return ", ".join(f"{label}: {count}" for label, count in zip(labels, counts, strict=True) if count) or "none"

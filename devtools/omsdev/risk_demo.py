@@ -10,8 +10,6 @@ simulator), and no other order may be held.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections import Counter
 
 from oms.adapters import aws
@@ -21,7 +19,6 @@ from oms.settings import get_settings
 
 from omsdev.simulators import aliyun_sms
 
-RISK_FUNCTION = "RiskFunction"
 SHARED_ADDRESS, VOLUME_AND_RETURNS = "shared-address", "buyer-volume-returns"
 # oms.observability and the services are imported where used: their Logger reads the log level when it
 # is created, and the CLI imports this module before the local cloud has set LOG_LEVEL.
@@ -50,33 +47,6 @@ def fraud_keys(runner, shops: list) -> tuple[set[str], set[str]]:
         return {order_key(channel, shop_of[channel], order_id) for order_id in ids} if channel in shop_of else set()
 
     return keys(fraud.ring_channel, runner.ring_ids), keys(fraud.returner_channel, runner.returner_ids)
-
-
-def finish_fraud_decisions(cloud, runner, shops: list, stop: threading.Event, timeout: float) -> float | None:
-    """Stop every event source but RiskFunction's, then wait until it has decided every stored, paid order
-    of the fraud ring, at most `timeout` seconds (or until `stop`). The seconds waited, None on timeout.
-
-    RiskFunction reads the Orders stream strictly in order, a few records a second while pollers and the
-    allocator share the machine, and the returner's last order comes after the whole backlog: alone it
-    gets there in seconds. The orders behind it are left undecided.
-    """
-    for source in cloud.sources:
-        if source.function_id != RISK_FUNCTION:
-            source.stop()
-    ring, returner = fraud_keys(runner, shops)
-    waiting, started = ring | returner, time.monotonic()
-    table, dynamodb = get_settings().orders_table, aws.client("dynamodb")
-    while waiting:
-        for key in list(waiting):
-            item = dynamodb.get_item(TableName=table, Key={"order_key": {"S": key}}, ConsistentRead=True,
-                                     ProjectionExpression="risk_status, #status",
-                                     ExpressionAttributeNames={"#status": "status"}).get("Item")
-            # Decided, or nothing to decide: not stored, or never seen paid.
-            if item is None or "risk_status" in item or item["status"]["S"] != "paid":
-                waiting.discard(key)
-        if waiting and (stop.wait(1) or time.monotonic() - started >= timeout):
-            return None
-    return time.monotonic() - started
 
 
 def summary(runner, shops: list, sms: aliyun_sms.AliyunSmsSimulator) -> list[str]:

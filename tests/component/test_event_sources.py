@@ -302,6 +302,26 @@ def test_stream_batches_of_a_shard_are_processed_one_at_a_time_in_order(cloud_fa
     assert handlers.max_concurrency() == 1
 
 
+def test_settle_returns_once_the_stream_consumer_has_seen_every_record_and_caught_up_follows_new_ones(
+        cloud_factory, handlers):
+    # GIVEN 30 records (0.2 s of work each) on the stream before its mapping (BatchSize 3) starts
+    cloud = cloud_factory(STREAM_TEMPLATE, start_event_sources=False)
+    written = [f"s{index:02d}" for index in range(30)]
+    put_items(cloud, [{"pk": key, "mode": "slow"} for key in written])
+    (source,) = cloud.start_wiring(only={"SmallBatchFunction"})
+    delivered = lambda: [key for batch in keys(handlers.calls_of("SmallBatchFunction")) for key in batch]  # noqa: E731
+    # WHEN the cloud settles with too little time, then with enough
+    assert cloud.settle(timeout=1) is None
+    waited = cloud.settle(timeout=60)
+    # THEN it came back only after every record was delivered, and the source says it has caught up
+    assert waited is not None and delivered() == written
+    assert source.caught_up.is_set()
+    # AND a record written later clears it until that record, too, has been delivered
+    put_items(cloud, [{"pk": "late", "mode": "slow"}])
+    wait_until(lambda: not source.caught_up.is_set() or "late" in delivered(), what="the late record seen")
+    assert cloud.settle(timeout=30) is not None and delivered()[-1] == "late"
+
+
 # -- schedules and unsupported wiring ------------------------------------------------------------
 
 def test_schedules_run_at_the_template_rate_divided_by_speed_with_their_input(cloud_factory, handlers):

@@ -193,6 +193,24 @@ def test_backdate_shifts_every_timestamp_into_the_past():
     assert entry.payload["order"]["LastUpdateDate"] == entry.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def test_channel_backdates_shift_each_channels_timestamps_by_its_own_amount():
+    # GIVEN Amazon backdated by its 2 min 15 s window lag, Shopify by nothing, others by the scenario's minute
+    amazon, shopify = OrderBook("amazon"), OrderBook("shopify")
+    runner = ScenarioRunner([amazon, shopify], Scenario(
+        backdate=timedelta(minutes=1), channel_backdates={"amazon": timedelta(minutes=2, seconds=15),
+                                                          "shopify": timedelta(0)}))
+    # WHEN each gets an order now, and a backlog
+    before = datetime.now(timezone.utc)
+    amazon_entry, shopify_entry = amazon.get(runner.create_one()), shopify.get(runner.create_one())
+    runner.seed_backlog(3, spread=timedelta(minutes=10))
+    # THEN each order is as old as its channel's backdate, and no Amazon order (backlog included) is newer
+    assert abs(before - amazon_entry.updated_at - timedelta(minutes=2, seconds=15)) <= timedelta(seconds=1)
+    assert abs(before - shopify_entry.updated_at) <= timedelta(seconds=1)
+    newest = {book.channel: max(entry.updated_at for entry in book.entries()) for book in (amazon, shopify)}
+    assert newest["amazon"] <= before - timedelta(minutes=2, seconds=14)
+    assert newest["shopify"] > before - timedelta(seconds=2)
+
+
 def test_ids_are_unique_across_runners_and_books():
     # GIVEN two runners with the same seed on two books  WHEN both create orders
     first, second = OrderBook("shopify"), OrderBook("shopify")

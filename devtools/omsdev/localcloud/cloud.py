@@ -22,6 +22,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -33,12 +34,14 @@ from omsdev.localcloud.api_gateway import ApiGateway
 from omsdev.localcloud.event_sources import (
     ApiRoute,
     EventSource,
+    ScheduleSource,
     api_routes,
     build_sources,
 )
 from omsdev.localcloud.fault_proxy import FaultProxy, FaultRules
 from omsdev.localcloud.lambda_runtime import LambdaRuntime, merge_environments
 from omsdev.localcloud.provision import Stack
+from omsdev.localcloud.stream_source import DynamoDBStreamSource
 from omsdev.localcloud.template import REGION, Template
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "infra" / "template.yaml"
@@ -278,6 +281,23 @@ class LocalCloud:
             source.start()
         self.sources.extend(started)
         return started
+
+    def settle(self, timeout: float, stop: threading.Event | None = None, quiet_checks: int = 2) -> float | None:
+        """Stop the schedules (pollers, feeds, sweeps: nothing new comes in) and let the stream and queue
+        consumers go on until every stream consumer has seen the stream's last record, in `quiet_checks`
+        looks a second and a half apart (one consumer's writes are records for the others). The seconds
+        it took; None if `timeout` (or `stop`) came first. Everything keeps running until `stop_wiring`."""
+        started, stop = time.monotonic(), stop or threading.Event()
+        for source in self.sources:
+            if isinstance(source, ScheduleSource):
+                source.stop()
+        streams = [source for source in self.sources if isinstance(source, DynamoDBStreamSource)]
+        quiet = 0
+        while quiet < quiet_checks:
+            quiet = quiet + 1 if all(source.caught_up.is_set() for source in streams) else 0
+            if quiet < quiet_checks and (stop.wait(1.5) or time.monotonic() - started >= timeout):
+                return None
+        return time.monotonic() - started
 
     def stop_wiring(self, timeout: float = 60) -> None:
         for source in self.sources:

@@ -18,6 +18,7 @@ ParallelizationFactor above 1 is accepted and processed with 1 (a stricter order
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid
 from collections import deque
@@ -125,6 +126,9 @@ class DynamoDBStreamSource(EventSource):
         self.poll_interval = poll_interval
         self.shards: dict[str, _Shard] = {}
         self._discovered_at = 0.0
+        # Set when a round found nothing new on any shard and nothing waiting: the function has seen
+        # every record written so far (Lambda's IteratorAge of 0). Cleared as soon as records come.
+        self.caught_up = threading.Event()
 
     # -- polling ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -135,12 +139,17 @@ class DynamoDBStreamSource(EventSource):
                     self._discover(self.starting_position if first else "TRIM_HORIZON")
                     first = False
                 progressed = any([self._step(shard) for shard in self._ready_shards()])
+                failed = False
             except Exception as error:  # noqa: BLE001 - endpoint restarting or stopping: try again
                 self.last_error = f"stream polling failed: {type(error).__name__}: {error}"
-                progressed = False
+                progressed, failed = False, True
             # Lambda polls a shard 4 times a second; idle, back off to once a second (every moto
             # GetRecords leaves a shard iterator behind in the server's memory).
             waiting = any(shard.buffer for shard in self.shards.values())  # a batching window is open
+            if progressed or waiting or failed:
+                self.caught_up.clear()
+            else:
+                self.caught_up.set()
             idle_rounds = 0 if progressed or waiting else idle_rounds + 1
             if not progressed:
                 self.stopping.wait(min(self.poll_interval * 2 ** max(min(idle_rounds - 1, 2), 0), 1.0))

@@ -29,7 +29,8 @@ import itertools
 import random
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -444,6 +445,9 @@ class Scenario:
     malformed_share: float = 0.0
     late_update_seconds: float = 20.0  # mean delay of a re-touch or cancellation (0.5x..1.5x)
     backdate: timedelta = timedelta(0)
+    # Per channel instead of `backdate` (e.g. each channel's window lag: orders are visible to the
+    # poller at once, and the measured ingestion latency is the one a live shop would see).
+    channel_backdates: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
     seed: int = 7
     speed: float = 1.0  # scenario seconds per wall second: arrivals and late updates come this much faster
     fraud_ring: FraudRing | None = None  # off by default; the demo turns it on
@@ -510,9 +514,12 @@ class ScenarioRunner:
                                  f"no {', '.join(missing)}")
         return ring, returner
 
-    def now(self) -> datetime:
-        """The scenario's "now": wall time shifted by the backdate."""
-        return datetime.now(timezone.utc) - self.scenario.backdate
+    def now(self, generator: OrderGenerator | None = None) -> datetime:
+        """The scenario's "now" (for a generator's channel): wall time shifted by the backdate."""
+        backdate = self.scenario.backdate
+        if generator is not None:
+            backdate = self.scenario.channel_backdates.get(generator.channel, backdate)
+        return datetime.now(timezone.utc) - backdate
 
     def _decide(self, generator: OrderGenerator) -> tuple[str | bool, str | None, float]:
         """(malformation or False, late action, its delay in wall seconds), all from the seeded stream."""
@@ -560,17 +567,17 @@ class ScenarioRunner:
             if fraud is None or self._fraud_planted:
                 return
             self._fraud_planted = True
-        end, begun = self.now(), time.monotonic()
+        begun = time.monotonic()
 
-        def spaced(index: int, count: int) -> datetime:
-            return end - spread + spread * (index + 1) / (count + 1)
+        def spaced(generator: OrderGenerator, index: int, count: int) -> datetime:
+            return self.now(generator) - spread + spread * (index + 1) / (count + 1)
 
         if self._ring_generator is not None:
             for index, account in enumerate(ring_accounts(fraud.accounts)):
-                self._chosen_buyer_order(self._ring_generator, spaced(index, fraud.accounts), account, self.ring_ids)
+                self._chosen_buyer_order(self._ring_generator, spaced(self._ring_generator, index, fraud.accounts), account, self.ring_ids)
         if self._returner_generator is not None:
             self.returner = serial_returner()
-            first = [self._chosen_buyer_order(self._returner_generator, spaced(index, fraud.orders), self.returner,
+            first = [self._chosen_buyer_order(self._returner_generator, spaced(self._returner_generator, index, fraud.orders), self.returner,
                                               self.returner_ids)
                      for index in range(fraud.orders)]
             returned = random.Random(self.scenario.seed).sample(first, fraud.returns)
@@ -583,7 +590,7 @@ class ScenarioRunner:
         """One order now, with its late update (if any) scheduled."""
         generator = generator or self.generators[next(self._turn) % len(self.generators)]
         malformed, action, delay = self._decide(generator)
-        order_id = self._created(generator, self.now(), malformed)
+        order_id = self._created(generator, self.now(generator), malformed)
         if action:
             with self._lock:
                 self._later.append((time.monotonic() + delay, action, generator, order_id))
@@ -593,8 +600,9 @@ class ScenarioRunner:
         """Orders that arrived over the last `spread` (before the backdate), written at once, with
         their late updates already applied (capped at the scenario's now); a fraud ring planted among them."""
         self.plant_fraud(spread)
-        end, made = self.now(), []
+        made = []
         for generator in self.generators:
+            end = self.now(generator)
             for index in range(count_per_generator):
                 moment = end - spread + spread * (index + 1) / (count_per_generator + 1)
                 malformed, action, delay = self._decide(generator)
@@ -615,7 +623,7 @@ class ScenarioRunner:
             due = [item for item in self._later if all_now or item[0] <= now]
             self._later = [item for item in self._later if not (all_now or item[0] <= now)]
         for _due, action, generator, target in due:
-            self._apply(action, generator, target, self.now())
+            self._apply(action, generator, target, self.now(generator))
         return len(due)
 
     def start(self, *, total: int | None = None, duration: float | None = None) -> ScenarioRunner:

@@ -37,13 +37,22 @@ def supported_channels() -> tuple[str, ...]:
     return tuple(_CLIENTS)
 
 
-def build_client(
-    channel: str, shop_id: str, *, secrets_prefix: str, timeout_seconds: float, deadline: float | None
-) -> ChannelClient:
+def window_rules(channel: str):
+    """The channel's poll-window rules (`ChannelWindowRules`: lag behind now, longest window)."""
+    return _client_class(channel).rules
+
+
+def _client_class(channel: str) -> type:
     if channel not in _CLIENTS:
         raise ValueError(f"unsupported channel {channel!r}; supported: {', '.join(_CLIENTS)}")
     module_name, class_name = _CLIENTS[channel]
-    client_class = getattr(importlib.import_module(module_name), class_name)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_client(
+    channel: str, shop_id: str, *, secrets_prefix: str, timeout_seconds: float, deadline: float | None
+) -> ChannelClient:
+    client_class = _client_class(channel)
     credentials = shop_credentials(secrets_prefix, channel, shop_id)
     tokens.install_persister(lambda ch, shop, fields: merge_into_shop_secret(secrets_prefix, ch, shop, fields))
     http = ChannelHttp(session=_session(), timeout_seconds=timeout_seconds, deadline=deadline)
