@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from oms.adapters import aws
 from oms.adapters.risk_decisions import RiskDecisionsTable
-from oms.services.allocate import allocate_order
+from oms.services.allocate import allocate_order, reassign_order
 from oms.services.dependencies import allocation_ports, order_to_allocate
 from oms.settings import get_settings
 from omsdev.allocation_setup import WarehouseSetup, load_catalogue
@@ -153,6 +153,32 @@ def test_a_crash_between_holding_and_the_wms_confirmation_is_finished_by_the_red
         assert stored_image(cloud, order.order_key)["fulfillment_status"]["S"] == "allocated"
         assert {wh: row["reserved"] for wh, row in stock_rows(cloud).items() if row["reserved"]} == {"WH-FAST#KETTLE": 3}
         assert [r.cancelled for r in simulator.reservations("WH-FAST")] == [False]
+    finally:
+        simulator.stop()
+        remove_secret(secret)
+
+
+def test_a_reviewers_reassignment_withdraws_the_old_warehouses_wms_reservation(cloud):
+    # GIVEN an order held and confirmed by WH-FAST's WMS
+    set_up(cloud)
+    clock = SteppingClock(datetime.now(UTC))
+    simulator, secret = wms_with_credentials(clock)
+    try:
+        order = paid_order("taobao", [("KETTLE-1L", 2)])
+        store([order])
+        ports = allocation_ports(get_settings(), clock=clock)
+        image = order_to_allocate(_image(cloud, order.order_key))
+        assert allocate_order(image, ports).warehouses == ["WH-FAST"]
+        # WHEN a reviewer moves it to WH-SLOW
+        outcome = reassign_order(image, "WH-SLOW", ports)
+        # THEN WH-SLOW's WMS confirmed the new hold, and WH-FAST's WMS was told to drop the old one
+        assert outcome.state == "allocated" and outcome.warehouses == ["WH-SLOW"]
+        assert [(r.reservation_id, r.cancelled) for r in simulator.reservations("WH-FAST")] == [
+            (f"{order.order_key}#v1", True)]
+        assert [(r.reservation_id, r.cancelled) for r in simulator.reservations("WH-SLOW")] == [
+            (f"{order.order_key}#v2", False)]
+        # AND our stock moved with it
+        assert {wh: row["reserved"] for wh, row in stock_rows(cloud).items() if row["reserved"]} == {"WH-SLOW#KETTLE": 2}
     finally:
         simulator.stop()
         remove_secret(secret)

@@ -178,7 +178,9 @@ def _decide_and_hold(order: OrderToAllocate, demand, held: Reservation | None, e
                 if held.state == CONFIRMED:
                     return _allocated(held, ports)
             else:
-                held = ports.reservations.move(held, decision.shipments, excluded, decision.as_dict(), ports.clock.now())
+                moved = ports.reservations.move(held, decision.shipments, excluded, decision.as_dict(), ports.clock.now())
+                _withdraw_from_wms(held, ports)
+                held = moved
         except InsufficientStockError:
             continue  # someone else took those units since we read the stock: decide again
         unconfirmed = _unconfirmed_warehouses(held, ports)
@@ -240,13 +242,27 @@ def _unconfirmed_warehouses(held: Reservation, ports: AllocationPorts) -> list[s
                 del waiting[warehouse_id]
                 if status.status == "rejected":
                     failed.append(warehouse_id)
-    for warehouse_id in [*waiting, *failed]:  # tell them we went elsewhere (best effort)
+    _withdraw([*waiting, *failed], reservation_id, ports, timeout_seconds=1.0)  # tell them we went elsewhere
+    return sorted(set(waiting) | set(failed))
+
+
+def _withdraw_from_wms(moved_from: Reservation, ports: AllocationPorts) -> None:
+    """The units moved to a new hold (a new WMS reservation id): tell the warehouses of the old one to drop
+    it, or a warehouse that had confirmed it would keep the stock set aside for an order that went elsewhere."""
+    if ports.wms is not None:
+        _withdraw([s.warehouse_id for s in moved_from.shipments], moved_from.wms_reservation_id, ports,
+                  timeout_seconds=2.0)
+
+
+def _withdraw(warehouse_ids: list[str], reservation_id: str, ports: AllocationPorts, *, timeout_seconds: float) -> None:
+    """Cancel a reservation at these warehouses' WMS. Best effort: our own stock is already right, and a WMS
+    that did not hear drops the hold when it expires."""
+    for warehouse_id in warehouse_ids:
         try:
-            ports.wms.cancel(warehouse_id, reservation_id, timeout_seconds=1.0)
-        except Exception as error:  # noqa: BLE001 - the WMS drops an unconfirmed reservation by itself
+            ports.wms.cancel(warehouse_id, reservation_id, timeout_seconds=timeout_seconds)
+        except Exception as error:  # noqa: BLE001 - best effort (see above)
             logger.warning("could not withdraw a WMS reservation", extra={
                 "warehouse_id": warehouse_id, "reservation_id": reservation_id, "error": str(error)})
-    return sorted(set(waiting) | set(failed))
 
 
 def _left(deadline: datetime, ports: AllocationPorts) -> float:
@@ -378,11 +394,8 @@ def _close(order_key: str, state: str, reason: str, fulfillment_status: str, por
         if ports.reservations.close(held, state, reason, ports.clock.now(), fulfillment_status=fulfillment_status,
                                     **shipped):
             if state == RELEASED and ports.wms is not None and held.state == CONFIRMED:
-                for part in held.shipments:
-                    try:
-                        ports.wms.cancel(part.warehouse_id, held.wms_reservation_id, timeout_seconds=2.0)
-                    except Exception:  # noqa: BLE001 - our stock is released; the WMS expires its own hold
-                        pass
+                _withdraw([part.warehouse_id for part in held.shipments], held.wms_reservation_id, ports,
+                          timeout_seconds=2.0)
             return AllocationOutcome(order_key, "released" if state == RELEASED else "deducted",
                                      [s.warehouse_id for s in held.shipments], reason=reason)
     raise ReservationChangedError(order_key)
