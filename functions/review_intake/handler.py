@@ -42,7 +42,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureRes
         message = ReviewMessage.model_validate_json(record.body)
         outcome = _items().take(message)
         outcomes[outcome] += 1
-        if message.source == "quarantine":  # never stored, so the KPI stream never sees it: count it here
+        # A quarantined order was never stored, so the KPI stream never sees it: count it here.
+        if message.source == "quarantine" and not message.settled:
             _counters().record([quarantine_event(message.order_key, message.at)], datetime.now(timezone.utc))
         logger.info("review message taken", extra={"order_key": message.order_key, "source": message.source,
                                                    "reason": message.reason, "outcome": outcome})

@@ -67,6 +67,41 @@ def test_a_resolved_item_reopens_only_for_a_newer_message(cloud):
     assert item(cloud, "verification", order)["reason"] == "verification_failed"
 
 
+def settled(order_key: str, at: datetime) -> ReviewMessage:
+    return ReviewMessage(order_key=order_key, source="quarantine", reason="superseded", settled=True,
+                         detail="a later version of the order was valid and is stored", at=at)
+
+
+def test_a_settled_message_closes_the_open_quarantine_item_and_ends_its_claim(cloud):
+    # GIVEN an open quarantine item that a reviewer has claimed
+    items = ReviewItemsTable(get_settings().review_items_table)
+    order, first = f"douyin#shop#{uuid.uuid4().hex[:10]}", datetime.now(UTC) - timedelta(minutes=3)
+    assert items.take(message(order, "quarantine", "malformed_order", first)) == "created"
+    assert items.claim(review_item_id("quarantine", order), "ana", first + timedelta(minutes=1),
+                       first + timedelta(minutes=16)) is not None
+    # WHEN ingest says a later version was stored
+    assert items.take(settled(order, first + timedelta(minutes=2))) == "settled"
+    # THEN the item is resolved by the system, with why, and nobody holds it
+    closed = items.get(review_item_id("quarantine", order))
+    assert closed["status"] == "resolved" and "claimed_by" not in closed
+    assert (closed["resolution"]["action"], closed["resolution"]["by"]) == ("settled", "system")
+    # AND a redelivery of the old quarantine message does not reopen it; a newer broken version does
+    assert items.take(message(order, "quarantine", "malformed_order", first)) == "stale"
+    assert items.take(message(order, "quarantine", "malformed_order", datetime.now(UTC))) == "reopened"
+
+
+def test_a_settled_message_that_overtakes_the_quarantine_message_keeps_the_item_closed(cloud):
+    # GIVEN SQS delivers the settlement before the message that announced the quarantine
+    items = ReviewItemsTable(get_settings().review_items_table)
+    order, first = f"pdd#shop#{uuid.uuid4().hex[:10]}", datetime.now(UTC) - timedelta(minutes=3)
+    assert items.take(settled(order, first + timedelta(minutes=1))) == "settled"
+    # WHEN the older announcement arrives THEN it finds the item resolved and changes nothing
+    assert items.take(message(order, "quarantine", "malformed_order", first)) == "stale"
+    assert item(cloud, "quarantine", order)["status"] == "resolved"
+    # AND a second delivery of the settlement is stale too
+    assert items.take(settled(order, first + timedelta(minutes=1))) == "stale"
+
+
 def test_a_message_that_is_not_a_review_message_fails_alone(cloud):
     order = f"pdd#shop#{uuid.uuid4().hex[:10]}"
     good = message(order, "allocation", "unmapped_sku", datetime.now(UTC)).model_dump_json()

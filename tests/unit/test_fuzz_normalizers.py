@@ -331,6 +331,16 @@ class StrictOrders:
         return {key: self.stored[key] for key in order_keys if key in self.stored}
 
 
+class SentReviews:
+    """The review queue: what ingest sent."""
+
+    def __init__(self):
+        self.sent: list = []
+
+    def send(self, message) -> None:
+        self.sent.append(message)
+
+
 class StrictQuarantine:
     """Quarantined payloads in memory, refusing a row DynamoDB would refuse (key, reason, payload)."""
 
@@ -390,8 +400,8 @@ def test_regression_a_stored_version_settles_the_quarantined_broken_one_of_its_o
     normalizer, records = records_of("douyin")
     good = copy.deepcopy(records[0])
     broken = {**copy.deepcopy(good), "order_status": 9}
-    orders, quarantine = StrictOrders(), StrictQuarantine()
-    ports = IngestPorts(orders=orders, quarantine=quarantine, normalizer=normalizer)
+    orders, quarantine, review = StrictOrders(), StrictQuarantine(), SentReviews()
+    ports = IngestPorts(orders=orders, quarantine=quarantine, normalizer=normalizer, review=review)
     ingest_window(PagesClient("douyin", [[broken]]), SHOP, WINDOW, ports)
     assert [row.get("settled") for row in quarantine.rows] == [None]
     # WHEN a later window brings a version that normalizes
@@ -399,6 +409,10 @@ def test_regression_a_stored_version_settles_the_quarantined_broken_one_of_its_o
     # THEN it is stored and the quarantine row is settled as superseded by it
     assert len(orders.stored) == 1
     assert quarantine.rows[0]["settled"].startswith("superseded: created at version ")
+    # AND the reviewers were told twice about that order: quarantined, then settled (its item closes itself)
+    (key,) = orders.stored
+    assert [(m.order_key, m.source, m.reason, m.settled) for m in review.sent] == [
+        (key, "quarantine", "malformed_order", False), (key, "quarantine", "superseded", True)]
 
 
 def test_regression_a_record_that_is_not_an_object_is_quarantined_and_the_rest_of_its_page_stored():

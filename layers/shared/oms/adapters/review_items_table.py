@@ -43,10 +43,12 @@ class ReviewItemsTable:
         self._dynamodb = aws.client("dynamodb")
 
     def take(self, message: ReviewMessage) -> str:
-        """Record a review message: `created`, `refreshed`, `reopened`, or `stale` (older than what the item
-        already says, or than its resolution: changes nothing)."""
+        """Record a review message: `created`, `refreshed`, `reopened`, `settled` (a `settled` message closed
+        the item), or `stale` (older than what the item already says, or than its resolution: changes nothing)."""
         item_id = review_item_id(message.source, message.order_key)
         at = format_utc(message.at)
+        if message.settled:
+            return self._settle(item_id, message, at)
         values = {":reason": {"S": message.reason}, ":detail": {"S": message.detail}, ":facts": document_value(message.facts),
                   ":at": {"S": at}, ":one": {"N": "1"}, ":open": {"S": "open"}}
         fields = "reason = :reason, detail = :detail, facts = :facts, updated_at = :at"
@@ -63,6 +65,23 @@ class ReviewItemsTable:
                         {**values, ":resolved": {"S": "resolved"}}):
             return "reopened"
         return "stale"
+
+    def _settle(self, item_id: str, message: ReviewMessage, at: str) -> str:
+        """Close the item for the engine (any claim ends with it). An item not there yet is written closed,
+        so the message that would have opened it, older, finds it resolved and is stale (SQS keeps no order)."""
+        resolution = document_value({"action": "settled", "by": "system", "reason": message.detail, "at": at,
+                                     "outcome": message.reason})
+        if self._update(item_id, "SET #status = :resolved, resolution = :resolution, resolved_at = :at, updated_at = :at "
+                                 "REMOVE claimed_by, claim_expires_at", "#status = :open AND updated_at <= :at",
+                        {":resolved": {"S": "resolved"}, ":resolution": resolution, ":at": {"S": at},
+                         ":open": {"S": "open"}}):
+            return "settled"
+        closed = {"item_id": {"S": item_id}, "order_key": {"S": message.order_key},
+                  "channel": {"S": message.order_key.split("#", 1)[0]}, "source": {"S": message.source},
+                  "reason": {"S": message.reason}, "detail": {"S": message.detail},
+                  "facts": document_value(message.facts), "status": {"S": "resolved"}, "resolution": resolution,
+                  "resolved_at": {"S": at}, "created_at": {"S": at}, "updated_at": {"S": at}, "occurrences": {"N": "0"}}
+        return "settled" if self._put_new(closed) else "stale"
 
     def _put_new(self, item: dict) -> bool:
         token = uuid.uuid4().hex

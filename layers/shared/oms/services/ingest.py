@@ -144,7 +144,12 @@ def ingest_window(
         outcome = ports.orders.save(order, raw).value
         if order.order_key in superseded and outcome in (SaveResult.CREATED.value, SaveResult.UPDATED.value):
             # A broken earlier version waits in quarantine: this one, stored, settles it.
-            ports.quarantine.mark_replayed(order.order_key, f"superseded: {outcome} at version {version_stamp(order)}")
+            settled = f"superseded: {outcome} at version {version_stamp(order)}"
+            ports.quarantine.mark_replayed(order.order_key, settled)
+            if ports.review is not None:  # and its review item needs nobody any more
+                ports.review.send(ReviewMessage(
+                    order_key=order.order_key, source="quarantine", reason="superseded", settled=True,
+                    detail=f"a later version of the order was valid and is stored ({settled})", at=datetime.now(UTC)))
         if recent is not None:  # whatever the outcome, this version (or a newer one) is stored now
             recent.remember({order.order_key: version_stamp(order)})
         if on_saved is not None:

@@ -57,6 +57,8 @@ class ReviewMessage(BaseModel):
 
     `reason` is a machine-readable code (`unmapped_sku`, `insufficient_stock`, `wms_unconfirmed`, ...),
     `detail` says it for a person, `facts` carries what the decision saw (scores, short SKUs).
+    `settled`: the engine says the cause is gone (a later valid version of a quarantined order was
+    stored), so the item is closed without a person, if nothing newer reopened it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -67,3 +69,4 @@ class ReviewMessage(BaseModel):
     detail: str
     at: datetime
     facts: dict = Field(default_factory=dict)
+    settled: bool = False
