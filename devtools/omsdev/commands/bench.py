@@ -16,6 +16,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -94,9 +95,14 @@ def run_ingest(args) -> int:
     tally = IngestTally()
     cloud.runtime.listeners.append(tally)
 
+    failed_polls: Counter = Counter()
+
     def poll_forever(function_id: str, channel: str) -> None:
         while not stop.is_set():
-            cloud.invoke(function_id, {"channel": channel})
+            try:
+                cloud.invoke(function_id, {"channel": channel})
+            except Exception as error:  # noqa: BLE001 - as on a schedule: reported, and the next poll comes
+                failed_polls[f"{channel}: {type(error).__name__}"] += 1
 
     started = time.monotonic()
     shopify_runner.start(total=int(args.orders * 0.95))
@@ -136,6 +142,7 @@ def run_ingest(args) -> int:
         "raw_putitem_per_second": round(raw_rate, 1),
         "ratio": round(orders_per_second * calls_per_order / raw_rate, 3),
         "simulator_requests": {s.shop_id: dict(s.simulator.stats.outcomes()) for s in shops},
+        "failed_polls": dict(failed_polls),
     }
     print(json.dumps(report, indent=2))
     if args.json:
