@@ -40,6 +40,25 @@ def shown(name: str, value) -> str:
     return str(value) if float(value).is_integer() else f"{value:.2f}"
 
 
+def load_page(browser, url: str, artifact: Path, tmp_path: Path) -> PageElements:
+    """The dashboard's DOM after its scripts ran, with a screenshot kept at `artifact`."""
+    page = PageElements(browser.dump_dom(url, budget_ms=8000))
+    shot = browser.screenshot(url, tmp_path / artifact.name, budget_ms=8000)
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, artifact)
+    print(f"dashboard: {artifact}")
+    return page
+
+
+def assert_page_shows(page: PageElements, kpis: dict[str, dict]) -> None:
+    """The page is ready, each KPI tile says what GET /kpis says, and every chart was drawn."""
+    assert page.body()["attrs"]["data-state"] == "ready"
+    tiles = {element["attrs"]["data-kpi"]: (element["text"], element["attrs"]["data-status"])
+             for element in page.all("data-kpi")}
+    assert tiles == {name: (shown(name, kpi["value"]), kpi["status"]) for name, kpi in kpis.items()}
+    assert all(canvas["attrs"].get("data-rendered") == "true" for canvas in page.all("data-chart"))
+
+
 @pytest.fixture
 def run():
     """A local cloud with two shops' simulators, the warehouses' APIs and the demo catalogue, wired."""
@@ -88,22 +107,13 @@ def test_after_a_run_the_dashboard_shows_every_exercised_kpi_as_get_kpis_does(ru
     cloud.stop_wiring()
     api = report()
     url = f"{cloud.api_url}/dashboard#token={token}"
-    page = PageElements(browser.dump_dom(url, budget_ms=8000))
-    shot = browser.screenshot(url, tmp_path / "dashboard-run.png", budget_ms=8000)
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, ARTIFACT)
-    print(f"dashboard after a run: {ARTIFACT}")
+    page = load_page(browser, url, ARTIFACT, tmp_path)
 
     # THEN every KPI the run exercised has data and a value above zero
     kpis = {kpi["name"]: kpi for kpi in api["overall"]["kpis"]}
     for name in ("ingestion_latency_p95_seconds", "auto_allocation_rate", "exception_order_ratio",
                  "first_shipment_on_time_rate", "orders_per_staff_day", "availability"):
         assert kpis[name]["status"] != "no_data" and kpis[name]["value"] > 0, (name, api["overall"]["counts"])
-    # AND the page shows exactly what GET /kpis says, tile by tile
-    assert page.body()["attrs"]["data-state"] == "ready"
-    tiles = {element["attrs"]["data-kpi"]: (element["text"], element["attrs"]["data-status"])
-             for element in page.all("data-kpi")}
-    assert tiles == {name: (shown(name, kpi["value"]), kpi["status"]) for name, kpi in kpis.items()}
-    # AND its charts were drawn from the run's orders
-    assert all(canvas["attrs"].get("data-rendered") == "true" for canvas in page.all("data-chart"))
+    # AND the page shows exactly what GET /kpis says, tile by tile, its charts drawn from the run's orders
+    assert_page_shows(page, kpis)
     assert {"taobao", "jd"} <= set(api["channels"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,8 +20,7 @@ import requests
 from omsdev.kpi_summary import kpi_text
 
 from tests.chromium import chromium_or_fail
-from tests.component.test_dashboard_page import PageElements
-from tests.integration.test_dashboard_run import shown
+from tests.integration.test_dashboard_run import assert_page_shows, load_page
 
 pytestmark = pytest.mark.long_running  # minutes: scheduled first (tests/conftest.py)
 
@@ -90,22 +88,14 @@ def test_make_run_exercises_every_kpi_and_its_dashboard_shows_what_get_kpis_and_
     response = requests.get(f"{api_url}/kpis", params=days, headers={"Authorization": token}, timeout=30)
     assert response.status_code == 200, response.text
     report = response.json()
-    page = PageElements(browser.dump_dom(url, budget_ms=8000))
-    shot = browser.screenshot(url, tmp_path / "make-run-dashboard.png", budget_ms=8000)
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, ARTIFACT)
-    print(f"dashboard after the demo: {ARTIFACT}")
+    page = load_page(browser, url, ARTIFACT, tmp_path)
     # THEN the run exercised all six KPIs: each has data and a value above zero
     kpis = {kpi["name"]: kpi for kpi in report["overall"]["kpis"]}
     assert set(kpis) == set(SIX)
     for name in SIX:
         assert kpis[name]["status"] != "no_data" and kpis[name]["value"] > 0, (name, report["overall"]["counts"])
     # AND the page shows exactly what GET /kpis says, its charts drawn
-    assert page.body()["attrs"]["data-state"] == "ready"
-    tiles = {element["attrs"]["data-kpi"]: (element["text"], element["attrs"]["data-status"])
-             for element in page.all("data-kpi")}
-    assert tiles == {name: (shown(name, kpi["value"]), kpi["status"]) for name, kpi in kpis.items()}
-    assert all(canvas["attrs"].get("data-rendered") == "true" for canvas in page.all("data-chart"))
+    assert_page_shows(page, kpis)
     # AND so did the console's summary, which also counted shipments and every channel stored exactly once
     for name, kpi in kpis.items():
         line = console.wait_for(f"kpi {name}:", timeout=1)
