@@ -52,11 +52,7 @@ class ReviewItemsTable:
         values = {":reason": {"S": message.reason}, ":detail": {"S": message.detail}, ":facts": document_value(message.facts),
                   ":at": {"S": at}, ":one": {"N": "1"}, ":open": {"S": "open"}}
         fields = "reason = :reason, detail = :detail, facts = :facts, updated_at = :at"
-        item = {"item_id": {"S": item_id}, "order_key": {"S": message.order_key},
-                "channel": {"S": message.order_key.split("#", 1)[0]}, "source": {"S": message.source},
-                "reason": values[":reason"], "detail": values[":detail"], "facts": values[":facts"],
-                "status": {"S": "open"}, "created_at": {"S": at}, "updated_at": {"S": at}, "occurrences": {"N": "1"}}
-        if self._put_new(item):
+        if self._put_new(_new_item(item_id, message, at, status={"S": "open"}, occurrences={"N": "1"})):
             return "created"
         if self._update(item_id, f"SET {fields} ADD occurrences :one", "#status = :open AND updated_at <= :at", values):
             return "refreshed"
@@ -76,11 +72,8 @@ class ReviewItemsTable:
                         {":resolved": {"S": "resolved"}, ":resolution": resolution, ":at": {"S": at},
                          ":open": {"S": "open"}}):
             return "settled"
-        closed = {"item_id": {"S": item_id}, "order_key": {"S": message.order_key},
-                  "channel": {"S": message.order_key.split("#", 1)[0]}, "source": {"S": message.source},
-                  "reason": {"S": message.reason}, "detail": {"S": message.detail},
-                  "facts": document_value(message.facts), "status": {"S": "resolved"}, "resolution": resolution,
-                  "resolved_at": {"S": at}, "created_at": {"S": at}, "updated_at": {"S": at}, "occurrences": {"N": "0"}}
+        closed = _new_item(item_id, message, at, status={"S": "resolved"}, resolution=resolution,
+                           resolved_at={"S": at}, occurrences={"N": "0"})
         return "settled" if self._put_new(closed) else "stale"
 
     def _put_new(self, item: dict) -> bool:
@@ -188,6 +181,14 @@ class ReviewItemsTable:
             "#status = :open AND claimed_by = :who AND claim_expires_at > :now",
             {":resolved": {"S": "resolved"}, ":resolution": document_value(resolution), ":now": {"S": stamp(now)},
              ":open": {"S": "open"}, ":who": {"S": reviewer}})
+
+
+def _new_item(item_id: str, message: ReviewMessage, at: str, **attributes: dict) -> dict:
+    """An item as a message first writes it (open, or already closed by a settlement), `attributes` added."""
+    return {"item_id": {"S": item_id}, "order_key": {"S": message.order_key},
+            "channel": {"S": message.order_key.split("#", 1)[0]}, "source": {"S": message.source},
+            "reason": {"S": message.reason}, "detail": {"S": message.detail}, "facts": document_value(message.facts),
+            "created_at": {"S": at}, "updated_at": {"S": at}, **attributes}
 
 
 def _encode_cursor(key: dict) -> str:
