@@ -246,12 +246,11 @@ def _unconfirmed_warehouses(held: Reservation, ports: AllocationPorts) -> list[s
     return sorted(set(waiting) | set(failed))
 
 
-def _withdraw_from_wms(moved_from: Reservation, ports: AllocationPorts) -> None:
-    """The units moved to a new hold (a new WMS reservation id): tell the warehouses of the old one to drop
-    it, or a warehouse that had confirmed it would keep the stock set aside for an order that went elsewhere."""
+def _withdraw_from_wms(held: Reservation, ports: AllocationPorts) -> None:
+    """Our hold is gone (released, or moved to a new hold with a new WMS reservation id): tell its
+    warehouses to drop it, or one that had confirmed it would keep the stock set aside for nobody."""
     if ports.wms is not None:
-        _withdraw([s.warehouse_id for s in moved_from.shipments], moved_from.wms_reservation_id, ports,
-                  timeout_seconds=2.0)
+        _withdraw([s.warehouse_id for s in held.shipments], held.wms_reservation_id, ports, timeout_seconds=2.0)
 
 
 def _withdraw(warehouse_ids: list[str], reservation_id: str, ports: AllocationPorts, *, timeout_seconds: float) -> None:
@@ -393,9 +392,8 @@ def _close(order_key: str, state: str, reason: str, fulfillment_status: str, por
                                                "shipment": shipment.order_fields() or None}
         if ports.reservations.close(held, state, reason, ports.clock.now(), fulfillment_status=fulfillment_status,
                                     **shipped):
-            if state == RELEASED and ports.wms is not None and held.state == CONFIRMED:
-                _withdraw([part.warehouse_id for part in held.shipments], held.wms_reservation_id, ports,
-                          timeout_seconds=2.0)
+            if state == RELEASED and held.state == CONFIRMED:
+                _withdraw_from_wms(held, ports)
             return AllocationOutcome(order_key, "released" if state == RELEASED else "deducted",
                                      [s.warehouse_id for s in held.shipments], reason=reason)
     raise ReservationChangedError(order_key)
