@@ -20,8 +20,6 @@ from oms.settings import get_settings
 from omsdev.simulators import aliyun_sms
 
 SHARED_ADDRESS, VOLUME_AND_RETURNS = "shared-address", "buyer-volume-returns"
-# oms.observability and the services are imported where used: their Logger reads the log level when it
-# is created, and the CLI imports this module before the local cloud has set LOG_LEVEL.
 
 
 def start_sms(faults=None) -> aliyun_sms.AliyunSmsSimulator:

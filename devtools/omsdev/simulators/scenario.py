@@ -457,6 +457,11 @@ class Scenario:
         return self.orders_per_day * self.peak_factor * self.speed / 86400
 
 
+def _spaced(end: datetime, spread: timedelta, count: int) -> list[datetime]:
+    """`count` moments evenly spaced over the `spread` before `end`, oldest first, neither end included."""
+    return [end - spread + spread * (index + 1) / (count + 1) for index in range(count)]
+
+
 STEADY_DAY = Scenario()
 DOUBLE_11 = Scenario(peak_factor=50)
 
@@ -568,18 +573,14 @@ class ScenarioRunner:
                 return
             self._fraud_planted = True
         begun = time.monotonic()
-
-        def spaced(generator: OrderGenerator, index: int, count: int) -> datetime:
-            return self.now(generator) - spread + spread * (index + 1) / (count + 1)
-
         if self._ring_generator is not None:
-            for index, account in enumerate(ring_accounts(fraud.accounts)):
-                self._chosen_buyer_order(self._ring_generator, spaced(self._ring_generator, index, fraud.accounts), account, self.ring_ids)
+            moments = _spaced(self.now(self._ring_generator), spread, fraud.accounts)
+            for moment, account in zip(moments, ring_accounts(fraud.accounts), strict=True):
+                self._chosen_buyer_order(self._ring_generator, moment, account, self.ring_ids)
         if self._returner_generator is not None:
             self.returner = serial_returner()
-            first = [self._chosen_buyer_order(self._returner_generator, spaced(self._returner_generator, index, fraud.orders), self.returner,
-                                              self.returner_ids)
-                     for index in range(fraud.orders)]
+            first = [self._chosen_buyer_order(self._returner_generator, moment, self.returner, self.returner_ids)
+                     for moment in _spaced(self.now(self._returner_generator), spread, fraud.orders)]
             returned = random.Random(self.scenario.seed).sample(first, fraud.returns)
             with self._lock:
                 self._later += [(begun + fraud.refund_after, "refund", self._returner_generator, order_id)
@@ -603,8 +604,7 @@ class ScenarioRunner:
         made = []
         for generator in self.generators:
             end = self.now(generator)
-            for index in range(count_per_generator):
-                moment = end - spread + spread * (index + 1) / (count_per_generator + 1)
+            for moment in _spaced(end, spread, count_per_generator):
                 malformed, action, delay = self._decide(generator)
                 order_id = self._created(generator, moment, malformed)
                 if action:
