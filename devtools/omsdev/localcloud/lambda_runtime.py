@@ -66,14 +66,15 @@ class CrashPlan:
     functions: frozenset[str] | None = None  # None: every function
     seed: int | None = None
     counts: dict = field(default_factory=dict)
-    _random: random.Random = field(init=False, repr=False)
+    # One seeded stream per function: a function's n-th invocation gets the same draw however the
+    # functions' invocations interleave (a shared stream made a test's "every consumer crashed" depend on timing).
+    _streams: dict = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(CRASH_KINDS)
         if unknown:
             raise ValueError(f"unknown crash kinds {sorted(unknown)}; known: {CRASH_KINDS}")
-        self._random = random.Random(self.seed)
 
     def draw(self, logical_id: str, event: Any) -> tuple[str, int] | None:
         """(kind, records kept for mid_batch) to inject into this invocation, or None."""
@@ -81,13 +82,15 @@ class CrashPlan:
             return None
         records = event.get("Records") if isinstance(event, dict) else None
         with self._lock:
-            if self.rate <= 0 or self._random.random() >= self.rate:
+            stream = self._streams.setdefault(
+                logical_id, random.Random(None if self.seed is None else f"{self.seed}:{logical_id}"))
+            if self.rate <= 0 or stream.random() >= self.rate:
                 return None
             kinds = [k for k in self.kinds if k != "mid_batch" or (records and len(records) > 1)]
             if not kinds:
                 return None
-            kind = self._random.choice(kinds)
-            kept = self._random.randint(1, len(records) - 1) if kind == "mid_batch" else 0
+            kind = stream.choice(kinds)
+            kept = stream.randint(1, len(records) - 1) if kind == "mid_batch" else 0
             self.counts[(logical_id, kind)] = self.counts.get((logical_id, kind), 0) + 1
             return kind, kept
 
